@@ -1,0 +1,5 @@
+import sys
+
+from akri.cli import main
+
+sys.exit(main())

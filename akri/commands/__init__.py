@@ -1,0 +1,1 @@
+"""One module per `akri` subcommand (see akri.cli.COMMANDS)."""
