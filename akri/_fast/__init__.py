@@ -15,6 +15,8 @@ from akri._fast import pure
 # extension module -> the functions it provides (each also exists in akri._fast.pure)
 _MODULES: dict[str, tuple[str, ...]] = {
     "_digest": ("digest_hex", "digest_hex_batch"),
+    "_uevent": ("parse_uevent",),
+    "_slots": ("SlotTable",),
 }
 
 _loaded: dict[str, bool] = {}
