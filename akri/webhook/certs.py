@@ -1,0 +1,178 @@
+"""Self-signed serving certificates for the admission webhook (upstream issue #569).
+
+The API server only calls a webhook over HTTPS and checks the certificate against the
+`caBundle` of the ValidatingWebhookConfiguration. Instead of a cert-gen Job (upstream's Helm
+hooks, which fail on their own, #685), `akri webhook --self-signed` makes a small CA and a
+serving certificate for the Service's DNS names, keeps both in a Secret so every replica
+serves the same certificate, and writes the CA into the webhook configuration.
+
+This module is the pure part: generating, encoding and checking a bundle.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# Keys of the Secret (type kubernetes.io/tls, plus the CA like cert-manager's `ca.crt`).
+TLS_CRT = "tls.crt"
+TLS_KEY = "tls.key"
+CA_CRT = "ca.crt"
+
+VALIDITY = dt.timedelta(days=3650)
+# A bundle closer than this to expiry is replaced rather than reused.
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+def service_dns_names(service: str, namespace: str, cluster_domain: str = "cluster.local") -> list[str]:
+    """Every name the API server (or a user) may use for the webhook Service."""
+    return [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.{cluster_domain}",
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class CertBundle:
+    """PEM bytes of the serving certificate, its key, and the CA that signed it."""
+
+    cert_pem: bytes
+    key_pem: bytes
+    ca_pem: bytes
+
+    def secret_data(self) -> dict[str, str]:
+        """The `data` of a Secret holding this bundle (base64, as the API stores it)."""
+        return {
+            TLS_CRT: base64.b64encode(self.cert_pem).decode(),
+            TLS_KEY: base64.b64encode(self.key_pem).decode(),
+            CA_CRT: base64.b64encode(self.ca_pem).decode(),
+        }
+
+    @classmethod
+    def from_secret_data(cls, data: Mapping[str, object] | None) -> CertBundle | None:
+        """The bundle kept in a Secret's `data`, or None when a key is missing or not base64."""
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            parts = [base64.b64decode(str(data[k]), validate=True) for k in (TLS_CRT, TLS_KEY, CA_CRT)]
+        except (KeyError, ValueError):
+            return None
+        return cls(*parts)
+
+    @property
+    def ca_bundle_b64(self) -> str:
+        """The value for `webhooks[].clientConfig.caBundle`."""
+        return base64.b64encode(self.ca_pem).decode()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def generate(dns_names: Sequence[str], *, now: dt.datetime | None = None,
+             validity: dt.timedelta = VALIDITY) -> CertBundle:
+    """A fresh CA and a serving certificate (ECDSA P-256) valid for `dns_names`."""
+    if not dns_names:
+        raise ValueError("at least one DNS name is needed")
+    now = now or _now()
+    not_before = now - dt.timedelta(minutes=5)  # tolerate clock skew between nodes
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"akri-webhook-ca ({dns_names[0]})")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[-1])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(now + validity)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return CertBundle(
+        cert_pem=cert.public_bytes(pem),
+        key_pem=key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        ca_pem=ca_cert.public_bytes(pem),
+    )
+
+
+def problems(bundle: CertBundle, dns_names: Sequence[str], *, now: dt.datetime | None = None,
+             renew_before: dt.timedelta = RENEW_BEFORE) -> list[str]:
+    """Why `bundle` cannot serve `dns_names` (empty: it can be reused as it is)."""
+    now = now or _now()
+    try:
+        cert = x509.load_pem_x509_certificate(bundle.cert_pem)
+        ca = x509.load_pem_x509_certificate(bundle.ca_pem)
+        key = serialization.load_pem_private_key(bundle.key_pem, password=None)
+    except (ValueError, TypeError) as e:
+        return [f"unreadable certificate or key: {e}"]
+    found: list[str] = []
+    if cert.not_valid_after_utc - renew_before <= now:
+        found.append(f"certificate expires {cert.not_valid_after_utc.isoformat()}")
+    if cert.not_valid_before_utc > now:
+        found.append(f"certificate not valid before {cert.not_valid_before_utc.isoformat()}")
+    if ca.not_valid_after_utc <= now:
+        found.append("CA certificate expired")
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = set(sans.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        names = set()
+    missing = [n for n in dns_names if n not in names]
+    if missing:
+        found.append(f"certificate lacks DNS names {missing}")
+    pub = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    if pub != cert.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo):
+        found.append("key does not match certificate")
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        found.append("certificate is not signed by the CA")
+    return found
