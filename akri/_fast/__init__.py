@@ -46,4 +46,4 @@ def compiled_modules() -> dict[str, bool]:
     return dict(_loaded)
 
 
-__all__ = ["COMPILED", "compiled_modules", *(n for names in _MODULES.values() for n in names)]  # noqa: PLE0604
+__all__ = ["COMPILED", "compiled_modules", *(n for names in _MODULES.values() for n in names)]

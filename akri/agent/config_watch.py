@@ -23,7 +23,6 @@ from typing import Any
 from akri.agent.discovery_requests import DiscoveryRequests
 from akri.agent.instances import InstanceReconciler, is_terminating, nodes_of, owned_by
 from akri.agent.node_instances import NodeInstance, NodeInstances
-from akri.controller.workqueue import WorkQueue
 from akri.discovery.device import Device
 from akri.kube.api import Kube, has_finalizer
 from akri.kube.errors import describe
@@ -34,6 +33,7 @@ from akri.model.configuration import Configuration
 from akri.model.errors import ValidationError
 from akri.model.instance import Instance
 from akri.retry import BackoffTracker
+from akri.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ def run(args: argparse.Namespace) -> int:
 
     import uvloop
 
-    from akri.controller.leader import LeaderConfig, default_namespace
+    from akri.controller.leader import LeaderConfig
     from akri.controller.main import ControllerOptions, run_until_signalled
     from akri.controller.reconciler import Settings
+    from akri.kube.config import default_namespace
 
     metrics_port = args.metrics_port
     if metrics_port is None:

@@ -32,8 +32,8 @@ async def serve(args: argparse.Namespace) -> None:
     background: list[asyncio.Task[None]] = []
     kube = None
     if args.self_signed:
-        from akri.controller.leader import default_namespace
         from akri.kube.api import Kube
+        from akri.kube.config import default_namespace
         from akri.webhook import bootstrap
 
         settings = bootstrap.SelfSignedSettings(

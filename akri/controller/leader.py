@@ -26,30 +26,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from lightkube.generic_resource import create_namespaced_resource
-
 from akri.kube.api import Kube
 from akri.kube.errors import describe, is_conflict, is_not_found
+from akri.kube.resources import Lease
 
 log = logging.getLogger(__name__)
 
-Lease = create_namespaced_resource("coordination.k8s.io", "v1", "Lease", "leases")
 
 DEFAULT_LEASE_NAME = "akri-controller"
-
-
-SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-
-
-def default_namespace() -> str:
-    """Our own namespace: POD_NAMESPACE, else the service account's, else "default"."""
-    if os.environ.get("POD_NAMESPACE"):
-        return os.environ["POD_NAMESPACE"]
-    with contextlib.suppress(OSError), open(SERVICE_ACCOUNT_NAMESPACE) as f:
-        text = f.read().strip()
-        if text:
-            return text
-    return "default"
 
 
 def default_identity() -> str:

@@ -44,7 +44,6 @@ from akri.controller.decisions import InstanceAction, PodAction
 from akri.controller.jobs import build_broker_job
 from akri.controller.pods import build_broker_pod
 from akri.controller.resources import Configuration, Instance, Job, Node, Pod, Service
-from akri.controller.workqueue import WorkQueue
 from akri.kube.api import Kube
 from akri.kube.errors import describe, is_conflict, is_not_found
 from akri.kube.watch import Informer, WatchEvent
@@ -52,6 +51,7 @@ from akri.model.configuration import Configuration as ConfigurationModel
 from akri.model.errors import ValidationError
 from akri.model.naming import broker_job_name, configuration_service_name, instance_service_name
 from akri.retry import Backoff, BackoffTracker
+from akri.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ Order (first that applies wins), the order kubectl users expect:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -73,3 +74,17 @@ def make_async_client(
     """A lightkube AsyncClient for `kubeconfig` (or the environment). Create it inside the running loop."""
     config = load_config(kubeconfig, context=context)
     return AsyncClient(config, timeout=httpx2.Timeout(timeout))
+
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def default_namespace() -> str:
+    """Our own namespace: POD_NAMESPACE, else the service account's, else "default"."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    with contextlib.suppress(OSError), open(SERVICE_ACCOUNT_NAMESPACE) as f:
+        text = f.read().strip()
+        if text:
+            return text
+    return "default"

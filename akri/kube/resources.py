@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightkube.generic_resource import create_namespaced_resource
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.resources.core_v1 import ConfigMap, Secret
 
 GROUP = "akri.sh"
@@ -18,6 +18,17 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 Configuration = create_namespaced_resource(GROUP, VERSION, "Configuration", "configurations")
 Instance = create_namespaced_resource(GROUP, VERSION, "Instance", "instances")
+
+# Kinds the controller and webhook keep in memory by the thousand: generic resources decode to
+# plain dicts, far cheaper than typed models, and the builders produce plain JSON anyway.
+Pod = create_namespaced_resource("", "v1", "Pod", "pods")
+Service = create_namespaced_resource("", "v1", "Service", "services")
+Node = create_global_resource("", "v1", "Node", "nodes")
+Job = create_namespaced_resource("batch", "v1", "Job", "jobs")
+Lease = create_namespaced_resource("coordination.k8s.io", "v1", "Lease", "leases")
+ValidatingWebhookConfiguration = create_global_resource(
+    "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations"
+)
 
 #: pass as `namespace` to list/watch across every namespace
 ALL_NAMESPACES = "*"
@@ -28,7 +39,13 @@ __all__ = [
     "ConfigMap",
     "Configuration",
     "Instance",
+    "Job",
+    "Lease",
+    "Node",
+    "Pod",
     "Secret",
+    "Service",
+    "ValidatingWebhookConfiguration",
     "object_key",
 ]
 

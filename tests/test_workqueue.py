@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from akri.controller.workqueue import WorkQueue
+from akri.workqueue import WorkQueue
 
 
 async def run_queue(queue: WorkQueue, handler, workers: int = 4) -> asyncio.Task:
