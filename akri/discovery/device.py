@@ -58,7 +58,8 @@ class Device:
             mounts=[pb.Mount(container_path=m.container_path, host_path=m.host_path, read_only=m.read_only)
                     for m in self.mounts],
             device_specs=[
-                pb.DeviceSpec(container_path=d.container_path, host_path=d.host_path, permissions=d.permissions)
+                pb.DeviceSpec(container_path=d.container_path, host_path=d.host_path,
+                              permissions=d.permissions)
                 for d in self.device_specs
             ],
         )
@@ -69,7 +70,8 @@ class Device:
             id=msg.id,
             properties=dict(msg.properties),
             mounts=tuple(Mount(m.container_path, m.host_path, m.read_only) for m in msg.mounts),
-            device_specs=tuple(DeviceSpec(d.container_path, d.host_path, d.permissions) for d in msg.device_specs),
+            device_specs=tuple(DeviceSpec(d.container_path, d.host_path, d.permissions)
+                               for d in msg.device_specs),
         )
 
 

@@ -29,6 +29,11 @@ class InvalidDetails(ValueError):
         self.message = message
 
 
+class HandlerSetupError(RuntimeError):
+    """A handler cannot start in this environment (e.g. a required environment variable is
+    missing or invalid). Commands report it as a usage error; it is not a discovery failure."""
+
+
 def load_details(text: str, *, root: str = "discoveryDetails") -> dict[str, Any]:
     """Parse discovery details as YAML (so JSON works too); empty text is an empty mapping."""
     if text is None or not str(text).strip():

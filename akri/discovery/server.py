@@ -1,0 +1,199 @@
+"""A discovery handler as a standalone process: the v0.DiscoveryHandler gRPC service.
+
+`HandlerServer` serves one handler on `$DISCOVERY_HANDLERS_DIRECTORY/<name>.sock` or, when a
+pod IP is given, on `<ip>:10000`, exactly where upstream's handlers listen, so an upstream
+agent can use it. `serve()` adds the registration with the agent and runs until stopped.
+
+Each Discover call runs its own `device_lists` stream. Bad details end that call with
+INVALID_ARGUMENT naming the field (the agent then reports "invalid discovery details");
+the server keeps serving other calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import socket
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from akri._proto import discovery_pb2_grpc as pb_grpc
+from akri.discovery.handler import DiscoveryHandler, InvalidDetails
+from akri.discovery.registration import Registration, RegistrationClient
+from akri.discovery.stream import device_lists, properties_from_proto, response_from_devices
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_PORT = 10000
+DEFAULT_DIRECTORY = "/var/lib/akri"
+# Owner and group may connect (the agent runs as root or in the socket's group); nobody else.
+SOCKET_MODE = 0o660
+
+
+class DiscoveryService(pb_grpc.DiscoveryHandlerServicer):
+    """v0.DiscoveryHandler over one handler object."""
+
+    def __init__(self, handler: DiscoveryHandler, *,
+                 on_stream_cancelled: Callable[[], None] | None = None) -> None:
+        self.handler = handler
+        self.on_stream_cancelled = on_stream_cancelled
+        self.stopping = False
+        self.active_streams = 0
+
+    async def Discover(self, request, context):  # the gRPC method name
+        peer = context.peer() or "agent"
+        log.info("Discover from %s: details %r, properties %s", peer, request.discovery_details,
+                 sorted(request.discovery_properties))
+        stream = device_lists(self.handler, request.discovery_details,
+                              properties_from_proto(request.discovery_properties))
+        self.active_streams += 1
+        try:
+            async for devices in stream:
+                log.info("sending %d device(s) to %s", len(devices), peer)
+                yield response_from_devices(devices)
+        except InvalidDetails as exc:
+            log.warning("invalid discovery details from %s: %s", peer, exc)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid discovery details: {exc}")
+        except asyncio.CancelledError:
+            # The agent cancelled the stream or went away. Upstream re-registers here: an agent
+            # that restarted may need to learn about us again.
+            if not self.stopping and self.on_stream_cancelled is not None:
+                self.on_stream_cancelled()
+            raise
+        except Exception as exc:  # a handler bug must end this call, not the server
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            log.exception("discovery failed for %s", peer)
+            await context.abort(grpc.StatusCode.INTERNAL, f"discovery failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.active_streams -= 1
+            await stream.aclose()
+
+
+def network_endpoint(pod_ip: str, port: int = DISCOVERY_PORT) -> tuple[str, str]:
+    """(bind address, registered endpoint) for a pod IP; IPv6 addresses are bracketed."""
+    try:
+        ip = ipaddress.ip_address(pod_ip.strip())
+    except ValueError:
+        raise ValueError(f"POD_IP {pod_ip!r} is not an IP address") from None
+    host = f"[{ip}]" if ip.version == 6 else str(ip)
+    return f"{host}:{port}", f"http://{host}:{port}"
+
+
+def _socket_accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def _remove_stale_socket(path: Path) -> None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise FileExistsError(f"{path} exists and is not a socket; refusing to replace it")
+    if _socket_accepts(path):
+        # upstream deletes it anyway, silently cutting off a running handler from new agents
+        raise FileExistsError(f"{path} is served by another running process; stop it first")
+    log.info("removing stale socket %s", path)
+    path.unlink()
+
+
+class HandlerServer:
+    """The gRPC server of one handler, on a unix socket or on <pod ip>:10000."""
+
+    def __init__(self, handler: DiscoveryHandler, *, directory: str | Path = DEFAULT_DIRECTORY,
+                 pod_ip: str | None = None, port: int = DISCOVERY_PORT) -> None:
+        self.handler = handler
+        self.directory = Path(directory).absolute()
+        self.service = DiscoveryService(handler)
+        self.socket_path: Path | None = None
+        if pod_ip:
+            self._bind, self.endpoint = network_endpoint(pod_ip, port)
+            self.network = True
+        else:
+            self.socket_path = self.directory / f"{handler.name}.sock"
+            self._bind = f"unix://{self.socket_path}"
+            self.endpoint = str(self.socket_path)  # upstream registers the plain path for UDS
+            self.network = False
+        self._server: grpc.aio.Server | None = None
+        self._socket_id: tuple[int, int] | None = None
+
+    @property
+    def registration(self) -> Registration:
+        return Registration(name=self.handler.name, endpoint=self.endpoint, network=self.network,
+                            shared=bool(self.handler.shared))
+
+    async def start(self) -> None:
+        server = grpc.aio.server()
+        pb_grpc.add_DiscoveryHandlerServicer_to_server(self.service, server)
+        if self.socket_path is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            _remove_stale_socket(self.socket_path)
+            # umask closes the window between bind and chmod in which the socket is world-writable
+            old_umask = os.umask(0o117)
+            try:
+                bound = server.add_insecure_port(self._bind)
+            finally:
+                os.umask(old_umask)
+            if not bound:
+                raise OSError(f"cannot listen on {self.socket_path}")
+            os.chmod(self.socket_path, SOCKET_MODE)
+            st = self.socket_path.stat()
+            self._socket_id = (st.st_dev, st.st_ino)
+        elif not server.add_insecure_port(self._bind):
+            raise OSError(f"cannot listen on {self._bind}")
+        await server.start()
+        self._server = server
+        log.info("discovery handler %s serving on %s", self.handler.name, self.endpoint)
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        self.service.stopping = True
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+        self._remove_own_socket()
+
+    def _remove_own_socket(self) -> None:
+        if self.socket_path is None or self._socket_id is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            st = self.socket_path.lstat()
+            if (st.st_dev, st.st_ino) == self._socket_id:  # not a newer process's socket
+                self.socket_path.unlink()
+        self._socket_id = None
+
+
+async def serve(handler: DiscoveryHandler, *, directory: str | Path = DEFAULT_DIRECTORY,
+                pod_ip: str | None = None, port: int = DISCOVERY_PORT,
+                stop: asyncio.Event | None = None) -> None:
+    """Serve `handler`, register it with the agent, keep it registered; return once `stop` is set."""
+    server = HandlerServer(handler, directory=directory, pod_ip=pod_ip, port=port)
+    client = RegistrationClient(server.directory, server.registration)
+    server.service.on_stream_cancelled = lambda: client.reregister("the agent closed a Discover stream")
+    stop = stop or asyncio.Event()
+    await server.start()
+    registration_task = asyncio.create_task(client.run(), name="registration")
+    stop_task = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        done, _ = await asyncio.wait({registration_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if registration_task in done:
+            registration_task.result()  # surfaces an unexpected failure of the registration loop
+    finally:
+        for task in (registration_task, stop_task):
+            task.cancel()
+        await asyncio.gather(registration_task, stop_task, return_exceptions=True)
+        await server.stop()
+        await handler.close()
+        log.info("discovery handler %s stopped", handler.name)
