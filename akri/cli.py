@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 COMMANDS: tuple[str, ...] = (
     "akri.commands.version",
+    "akri.commands.handler",
+    "akri.commands.discover",
+    "akri.commands.crds",
+    "akri.commands.validate",
+    "akri.commands.controller",
+    "akri.commands.webhook",
+    "akri.commands.agent",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="akri", description="Akri: a Kubernetes Resource Interface for the edge")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default), ERROR; env AKRI_LOG")
+    parser = argparse.ArgumentParser(
+        prog="akri", description="Akri: a Kubernetes Resource Interface for the edge"
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (env AKRI_LOG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
