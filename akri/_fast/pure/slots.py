@@ -53,8 +53,19 @@ def _canonical_index(text: str) -> int:
 class SlotTable:
     """Slots of one Instance as seen by one node, plus the kubelet ids bound to them."""
 
-    __slots__ = ("_back", "_capacity", "_instance", "_name_ids", "_names", "_node", "_owner",
-                 "_prefix", "_state", "_tok", "_vdev")
+    __slots__ = (
+        "_back",
+        "_capacity",
+        "_instance",
+        "_name_ids",
+        "_names",
+        "_node",
+        "_owner",
+        "_prefix",
+        "_state",
+        "_tok",
+        "_vdev",
+    )
 
     def __init__(self, instance: str, node: str, capacity: int) -> None:
         if not isinstance(instance, str) or not instance:
@@ -143,8 +154,11 @@ class SlotTable:
 
     def owned(self) -> dict[str, str]:
         """slot id -> value for every slot this node holds (what its claims amount to)."""
-        return {self._prefix + str(i): self.value(i)
-                for i in range(self._capacity) if self._state[i] != FREE and self._owner[i] == _THIS}
+        return {
+            self._prefix + str(i): self.value(i)
+            for i in range(self._capacity)
+            if self._state[i] != FREE and self._owner[i] == _THIS
+        }
 
     def node_slots(self) -> list[int]:
         """Slots held by this node at instance level."""
@@ -152,13 +166,19 @@ class SlotTable:
 
     def config_slots(self) -> dict[str, int]:
         """vdev -> slot for this node's configuration-level slots."""
-        return {self._vdev[i]: i for i in range(self._capacity)
-                if self._state[i] == CONFIG and self._owner[i] == _THIS}
+        return {
+            self._vdev[i]: i
+            for i in range(self._capacity)
+            if self._state[i] == CONFIG and self._owner[i] == _THIS
+        }
 
     def unbacked(self) -> list[int]:
         """Instance-level slots this node holds that back no kubelet id."""
-        return [i for i in range(self._capacity)
-                if self._state[i] == NODE and self._owner[i] == _THIS and self._back[i] < 0]
+        return [
+            i
+            for i in range(self._capacity)
+            if self._state[i] == NODE and self._owner[i] == _THIS and self._back[i] < 0
+        ]
 
     # --- tokens (kubelet ids) -------------------------------------------------------------
     def binding(self, token: int) -> int:
@@ -322,8 +342,10 @@ class SlotTable:
                 continue
             parsed = self._parse_value(value)
             if parsed is None:
-                problems.append(f"deviceUsage[{key!r}] = {value!r}: invalid usage "
-                                "(expected '', '<node>' or 'C:<vdev>:<node>')")
+                problems.append(
+                    f"deviceUsage[{key!r}] = {value!r}: invalid usage "
+                    "(expected '', '<node>' or 'C:<vdev>:<node>')"
+                )
                 parsed = (NODE, self._intern(str(value)), None)
             seen_state[i], seen_owner[i], seen_vdev[i] = parsed
         conflicts: list[int] = []

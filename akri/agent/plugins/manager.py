@@ -1,0 +1,226 @@
+"""`PluginManager`: this node's device plugins, kept registered with the kubelet.
+
+One instance-level plugin per Instance of this node and one configuration-level plugin per
+Configuration that has at least one. The cluster side tells it what exists:
+
+    manager = PluginManager(node_name, slot_store, directory="/var/lib/kubelet/device-plugins")
+    await manager.start()
+    await manager.apply_instance(InstanceView(...))   # create + register, or update
+    await manager.remove_instance("config-a-359973")    # stop (and give back this node's slots)
+
+or, equivalently, registers the manager as an `akri.agent.node_instances.InstanceListener`
+(`instance_changed(NodeInstance)` / `instance_removed(namespace, name)`).
+
+Kubelet restarts: the directory is watched with inotify (polled every `poll_interval` when
+inotify is unavailable). When `kubelet.sock` is re-created (new change time) every plugin
+registers again; when a plugin's own socket disappears it serves on a new socket and registers
+again. A plugin whose registration failed is retried every `poll_interval`. The same check
+runs every `resync_interval` regardless, in case an event was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from akri.agent.plugins.base import DevicePluginBase
+from akri.agent.plugins.configuration_plugin import ConfigurationPlugin
+from akri.agent.plugins.endpoint import PluginEndpoint, kubelet_signature
+from akri.agent.plugins.instance_plugin import InstancePlugin
+from akri.agent.plugins.slot_store import SlotStore
+from akri.agent.plugins.socket_watch import DirectoryWatch
+from akri.agent.plugins.view import InstanceView
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEVICE_PLUGIN_DIR = "/var/lib/kubelet/device-plugins"
+
+
+class PluginManager:
+    def __init__(
+        self,
+        node_name: str,
+        store: SlotStore,
+        *,
+        directory: str | os.PathLike[str] = DEFAULT_DEVICE_PLUGIN_DIR,
+        cdi_devices: bool = False,
+        poll_interval: float = 0.5,
+        resync_interval: float = 10.0,
+        use_inotify: bool = True,
+    ) -> None:
+        if not node_name or ":" in node_name:
+            raise ValueError(f"node_name: required, and may not contain ':' (got {node_name!r})")
+        self.node = node_name
+        self.store = store
+        self.directory = Path(directory)
+        self.cdi_devices = cdi_devices
+        self.poll_interval = poll_interval
+        self.resync_interval = resync_interval
+        self.use_inotify = use_inotify
+        self._instances: dict[str, InstancePlugin] = {}
+        self._configs: dict[str, ConfigurationPlugin] = {}
+        self._endpoints: dict[str, PluginEndpoint] = {}  # resource name -> endpoint
+        self._lock = asyncio.Lock()  # structure: which plugins exist
+        self._reg_lock = asyncio.Lock()  # serving/registering
+        self._watch: DirectoryWatch | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_errors: dict[PluginEndpoint, str] = {}
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._watch = DirectoryWatch(self.directory, use_inotify=self.use_inotify)
+        log.info("device plugins for node %s in %s (%s)", self.node, self.directory, self._watch.mode)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="akri-plugin-registration")
+
+    async def stop(self) -> None:
+        """Stop every plugin; slots stay claimed (a restarted agent adopts them)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        async with self._lock:
+            for endpoint in list(self._endpoints.values()):
+                await endpoint.stop()
+            self._endpoints.clear()
+            self._instances.clear()
+            self._configs.clear()
+
+    async def __aenter__(self) -> PluginManager:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # --- what exists ----------------------------------------------------------------------
+    def instance_plugin(self, name: str) -> InstancePlugin | None:
+        return self._instances.get(name)
+
+    def configuration_plugin(self, name: str) -> ConfigurationPlugin | None:
+        return self._configs.get(name)
+
+    def plugins(self) -> list[DevicePluginBase]:
+        return [*self._instances.values(), *self._configs.values()]
+
+    def endpoint(self, resource_name: str) -> PluginEndpoint | None:
+        return self._endpoints.get(resource_name)
+
+    # --- the cluster side's calls ---------------------------------------------------------
+    async def apply_instance(self, view: InstanceView) -> None:
+        """This node serves `view`: create and register its plugins, or update them."""
+        async with self._lock:
+            plugin = self._instances.get(view.name)
+            if plugin is not None and plugin.view.configuration != view.configuration:
+                await self._remove(view.name, release_slots=True)
+                plugin = None
+            if plugin is not None:
+                async with plugin.lock:
+                    await plugin.update(view)
+                return
+            created: list[PluginEndpoint] = []
+            config = self._configs.get(view.configuration)
+            if config is None:
+                config = ConfigurationPlugin(
+                    view.configuration, self.node, self.store, cdi_devices=self.cdi_devices
+                )
+                self._configs[view.configuration] = config
+                created.append(PluginEndpoint(config, self.directory))
+            plugin = InstancePlugin(view, self.node, self.store, config.lock, cdi_devices=self.cdi_devices)
+            async with config.lock:
+                await plugin.update(view)
+                config.attach(plugin)
+            self._instances[view.name] = plugin
+            created.insert(0, PluginEndpoint(plugin, self.directory))
+            for endpoint in created:
+                self._endpoints[endpoint.plugin.resource_name] = endpoint
+            await self._ensure(created)
+
+    async def remove_instance(self, name: str, *, release_slots: bool = True) -> None:
+        """This node no longer serves Instance `name`: stop its plugin, give back its slots."""
+        async with self._lock:
+            await self._remove(name, release_slots=release_slots)
+
+    async def _remove(self, name: str, *, release_slots: bool) -> None:
+        plugin = self._instances.pop(name, None)
+        if plugin is None:
+            return
+        endpoint = self._endpoints.pop(plugin.resource_name, None)
+        if endpoint is not None:
+            self._last_errors.pop(endpoint, None)
+            await endpoint.stop()
+        else:
+            plugin.close()
+        if release_slots:
+            await plugin.release_all()
+        config = self._configs.get(plugin.view.configuration)
+        if config is None:
+            return
+        async with config.lock:
+            config.detach(name)
+        if not config.instances:
+            del self._configs[plugin.view.configuration]
+            config_endpoint = self._endpoints.pop(config.resource_name, None)
+            if config_endpoint is not None:
+                await config_endpoint.stop()
+
+    # InstanceListener (akri.agent.node_instances)
+    async def instance_changed(self, node_instance: Any) -> None:
+        await self.apply_instance(InstanceView.from_node_instance(node_instance))
+
+    async def instance_removed(self, namespace: str, name: str) -> None:
+        await self.remove_instance(name)
+
+    # --- staying registered ---------------------------------------------------------------
+    async def _ensure(self, endpoints: list[PluginEndpoint]) -> bool:
+        """Serve/register these endpoints as needed; True when all are registered."""
+        async with self._reg_lock:
+            signature = kubelet_signature(self.directory)
+            results = await asyncio.gather(
+                *(ep.ensure(signature) for ep in endpoints), return_exceptions=True
+            )
+        ok = True
+        for endpoint, result in zip(endpoints, results, strict=True):
+            if isinstance(result, BaseException):
+                message = f"{endpoint.plugin.resource_name}: cannot serve or register: {result}"
+                # retried every poll interval: say it once per distinct problem
+                log.log(
+                    logging.DEBUG if self._last_errors.get(endpoint) == message else logging.WARNING, message
+                )
+                self._last_errors[endpoint] = message
+                ok = False
+                continue
+            self._last_errors.pop(endpoint, None)
+            if not result:
+                ok = False
+        return ok
+
+    async def reconcile_registrations(self) -> bool:
+        """Re-serve plugins whose socket vanished, re-register after a kubelet restart."""
+        return await self._ensure(list(self._endpoints.values()))
+
+    async def _run(self) -> None:
+        assert self._watch is not None
+        while True:
+            try:
+                settled = await self.reconcile_registrations()
+            except Exception:
+                log.exception("device plugin registration check failed")
+                settled = False
+            if settled and self._watch.mode == "inotify":
+                timeout = self.resync_interval
+            else:
+                timeout = self.poll_interval
+            await self._watch.wait(timeout)
