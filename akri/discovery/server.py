@@ -60,9 +60,11 @@ class DiscoveryService(pb_grpc.DiscoveryHandlerServicer):
         except InvalidDetails as exc:
             log.warning("invalid discovery details from %s: %s", peer, exc)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid discovery details: {exc}")
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
             # The agent cancelled the stream or went away. Upstream re-registers here: an agent
-            # that restarted may need to learn about us again.
+            # that restarted may need to learn about us again. grpc raises CancelledError while
+            # we wait for the handler, but closes the generator (GeneratorExit) when the cancel
+            # lands while we are parked at `yield`: both mean the same thing.
             if not self.stopping and self.on_stream_cancelled is not None:
                 self.on_stream_cancelled()
             raise
