@@ -180,6 +180,9 @@ class AgentController:
         return requeue
 
     async def _forget_config(self, ns: str, name: str) -> None:
+        # Instance names are `<configuration>-<digest>`, the digest without '-'
+        for key in [k for k in self._known_devices if k[0] == ns and k[1].rpartition("-")[0] == name]:
+            del self._known_devices[key]
         await self.requests.terminate((ns, name))
         self.reconciler.forget((ns, name))
         self.backoff.forget((CONFIG, ns, name))
@@ -189,7 +192,6 @@ class AgentController:
         if obj is None:
             if self.instances.synced.is_set():
                 await self.node_instances.remove(ns, name)
-                self._known_devices.pop((ns, name), None)
             return NO_REQUEUE
         serving = self.node in nodes_of(obj) and not is_terminating(obj)
         if serving:
@@ -200,7 +202,10 @@ class AgentController:
             # the plugin is stopped (awaited above); now the Instance may go
             await self.kube.remove_finalizer(InstanceRes, name, ns, self.node, current=obj)
             log.info("instance %s/%s: finalizer %s removed", ns, name, self.node)
-        self._known_devices.pop((ns, name), None)
+        # _known_devices is NOT forgotten here: this item may run on an older event while the
+        # Configuration's reconcile (which just recorded the device) is joining the Instance;
+        # forgetting it would publish the joined Instance without its device (no free slot
+        # offered) until the next resync. It goes with the Configuration (_forget_config).
         return NO_REQUEUE
 
     async def _publish(self, ns: str, name: str, obj: dict[str, Any]) -> None:

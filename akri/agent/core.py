@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from akri.agent.config_watch import AgentController
-from akri.agent.discovery_requests import DiscoveryRequests, RequestTimings
+from akri.agent.discovery_requests import DiscoveryObserver, DiscoveryRequests, RequestTimings
 from akri.agent.instances import DEFAULT_OFFLINE_GRACE_SECONDS, InstanceReconciler
 from akri.agent.node_instances import InstanceListener, NodeInstances
 from akri.agent.registration import HandlerRegistry, RegistrationServer
@@ -109,8 +109,15 @@ def embedded_handlers_from_env(env: Mapping[str, str]) -> list[DiscoveryHandler]
 class AgentCore:
     """The cluster side of one agent. Construct anywhere; start inside the running event loop."""
 
-    def __init__(self, settings: AgentSettings, *, kube: Kube | None = None) -> None:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        kube: Kube | None = None,
+        discovery_observer: DiscoveryObserver | None = None,
+    ) -> None:
         self.settings = settings
+        self.discovery_observer = discovery_observer  # hears handler answers (metrics)
         self.node_name = settings.node_name
         self._owns_kube = kube is None
         # an httpx client binds to no event loop before its first request: safe to build here,
@@ -150,7 +157,12 @@ class AgentCore:
             offline_grace_seconds=s.offline_grace_seconds,
         )
         self.requests = DiscoveryRequests(
-            self.registry, self.kube, self.node_name, self._discovery_changed, timings=s.timings()
+            self.registry,
+            self.kube,
+            self.node_name,
+            self._discovery_changed,
+            timings=s.timings(),
+            observer=self.discovery_observer,
         )
         self.controller = AgentController(
             self.kube,

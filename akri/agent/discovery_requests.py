@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -72,6 +72,16 @@ class DiscoverySnapshot:
         return {d.instance_name: d for d in self.devices}
 
 
+class DiscoveryObserver(Protocol):
+    """Hears how handlers answer (the agent's metrics, spec §4.12)."""
+
+    def discovery_response(self, configuration: str, handler: str, first_after: float | None) -> None:
+        """A device list arrived; `first_after` = seconds since the stream opened, for its first list."""
+
+    def discovery_failure(self, configuration: str, handler: str) -> None:
+        """A Discover stream failed (error, rejected details, unreachable endpoint)."""
+
+
 @dataclass(frozen=True)
 class RequestTimings:
     first_list_timeout: float = 30.0
@@ -90,6 +100,8 @@ class _EndpointStream:
     dead: bool = False  # removed from the registry; its list is held for a while
     failed: str | None = None  # the handler rejected the request (invalid details)
     task: asyncio.Task[None] | None = None
+    opened_at: float = 0.0  # when the current Discover call started (response-time metric)
+    answered: bool = False  # the current Discover call has sent a list
 
 
 def discovery_fingerprint(config: Configuration) -> tuple[Any, ...]:
@@ -114,6 +126,7 @@ class DiscoveryRequest:
         notify: Callable[[ConfigKey], None],
         timings: RequestTimings,
         fingerprint: tuple[Any, ...] = (),
+        observer: DiscoveryObserver | None = None,
     ) -> None:
         self.key = key
         self.handler_name = handler_name
@@ -124,6 +137,7 @@ class DiscoveryRequest:
         self.notify = notify
         self.timings = timings
         self.fingerprint = fingerprint
+        self.observer = observer
         self._loop = asyncio.get_running_loop()
         self.created_at = self._loop.time()
         self._streams: dict[str, _EndpointStream] = {}
@@ -201,6 +215,7 @@ class DiscoveryRequest:
     async def _run(self, st: _EndpointStream) -> None:
         failures = 0
         while True:
+            st.opened_at, st.answered = self._loop.time(), False
             try:
                 if st.ep.kind is EndpointKind.EMBEDDED:
                     await self._run_embedded(st)
@@ -210,14 +225,17 @@ class DiscoveryRequest:
             except asyncio.CancelledError:
                 raise
             except InvalidDetails as exc:
+                self._observe_failure()
                 self._failed(st, str(exc))
                 return
             except grpc.aio.AioRpcError as exc:
+                self._observe_failure()
                 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                     self._failed(st, exc.details() or "invalid discovery details")
                     return
                 reason = f"{exc.code().name}: {exc.details()}"
             except Exception as exc:
+                self._observe_failure()
                 reason = f"{type(exc).__name__}: {exc}"
                 log.debug("discovery stream error", exc_info=True)
             if st.fresh:
@@ -266,7 +284,15 @@ class DiscoveryRequest:
         except (TimeoutError, grpc.aio.AioRpcError, OSError):
             return False
 
+    def _observe_failure(self) -> None:
+        if self.observer is not None:
+            self.observer.discovery_failure(self.configuration_name, self.handler_name)
+
     def _update(self, st: _EndpointStream, devices: list[Device]) -> None:
+        if self.observer is not None:
+            first_after = None if st.answered else self._loop.time() - st.opened_at
+            self.observer.discovery_response(self.configuration_name, self.handler_name, first_after)
+        st.answered = True
         st.devices = list(devices)
         st.fresh, st.awaiting_first, st.stale_since, st.failed = True, False, None, None
         self._changed()
@@ -362,12 +388,14 @@ class DiscoveryRequests:
         notify: Callable[[ConfigKey], None],
         *,
         timings: RequestTimings | None = None,
+        observer: DiscoveryObserver | None = None,
     ) -> None:
         self.registry = registry
         self.kube = kube
         self.node_name = node_name
         self.notify = notify
         self.timings = timings or RequestTimings()
+        self.observer = observer
         self._requests: dict[ConfigKey, DiscoveryRequest] = {}
         registry.subscribe(self._on_registry)
 
@@ -404,6 +432,7 @@ class DiscoveryRequests:
             notify=self.notify,
             timings=self.timings,
             fingerprint=fingerprint,
+            observer=self.observer,
         )
         self._requests[key] = request
         if not self.registry.endpoints(dh.name):

@@ -1,0 +1,1 @@
+"""End-to-end helpers: real `akri` processes, the kubelet double, the API double, the official client."""
