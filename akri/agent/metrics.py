@@ -26,7 +26,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from akri.agent.node_instances import NodeInstance
-from akri.controller.metrics import DEFAULT_PORT, MetricsServer
+from akri.metrics_server import DEFAULT_PORT, MetricsServer
 from akri.model.naming import slot_index
 from akri.model.usage import parse_usage
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from akri.controller.leader import DEFAULT_LEASE_NAME, LeaderConfig, LeaderElector
-from akri.controller.metrics import DEFAULT_PORT, MetricsServer, make_registry
+from akri.controller.metrics import make_registry
 from akri.controller.reconciler import BrokerController, Settings
 from akri.kube.api import Kube
 from akri.kube.config import default_namespace
+from akri.metrics_server import DEFAULT_PORT, MetricsServer
 
 log = logging.getLogger(__name__)
 

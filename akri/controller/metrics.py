@@ -5,29 +5,25 @@ someone else deletes a broker or the controller restarts. Here the gauge is comp
 time from the controller's Pod cache: the number of broker Pods that exist, per Configuration
 and target node. Process metrics (`process_*`) come with prometheus_client.
 
-The HTTP side is a few lines of asyncio rather than a web framework: one GET path, tiny
-footprint.
+The HTTP side is akri.metrics_server, shared with the agent.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from akri.controller.brokers import CONFIGURATION_LABEL, TARGET_NODE_LABEL
+from akri.metrics_server import DEFAULT_PORT, MetricsServer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8080
 BROKER_POD_COUNT = "akri_broker_pod_count"
 
 
@@ -62,50 +58,4 @@ def make_registry(pods: Callable[[], Iterable[Mapping[str, Any]]]) -> CollectorR
     return registry
 
 
-class MetricsServer:
-    """`GET /metrics` over plain HTTP/1.1 (one request per connection)."""
-
-    def __init__(self, registry: CollectorRegistry, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> None:
-        self.registry = registry
-        self.host = host
-        self.port = port
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        if self.port == 0:
-            self.port = self._server.sockets[0].getsockname()[1]
-        log.info("metrics on http://%s:%d/metrics", self.host, self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
-            method, _, rest = head.partition(b" ")
-            path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
-            if method not in (b"GET", b"HEAD"):
-                status, ctype, body = b"405 Method Not Allowed", b"text/plain", b"method not allowed\n"
-            elif path == b"/metrics":
-                status, ctype, body = b"200 OK", CONTENT_TYPE_LATEST.encode(), generate_latest(self.registry)
-            elif path in (b"/healthz", b"/"):
-                status, ctype, body = b"200 OK", b"text/plain", b"ok\n"
-            else:
-                status, ctype, body = b"404 Not Found", b"text/plain", b"not found\n"
-            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype + b"\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n")
-            if method != b"HEAD":
-                writer.write(body)
-            await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
-            pass
-        except Exception:
-            log.exception("metrics request failed")
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+__all__ = ["DEFAULT_PORT", "BrokerPodCollector", "MetricsServer", "broker_pod_counts", "make_registry"]
