@@ -15,7 +15,6 @@ import contextlib
 import enum
 import logging
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from akri._proto import discovery_pb2 as pb
 from akri._proto import discovery_pb2_grpc as pb_grpc
 from akri.discovery.handler import DiscoveryHandler
 from akri.discovery.registration import REGISTRATION_SOCKET
+from akri.unix_socket import bind_unix, remove_stale_socket
 
 log = logging.getLogger(__name__)
 
@@ -198,18 +198,6 @@ class RegistrationService(pb_grpc.RegistrationServicer):
         return pb.Empty()
 
 
-def remove_stale_socket(path: Path) -> None:
-    """Remove a socket left by a previous agent; refuse to delete anything that is not a socket."""
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise FileExistsError(f"{path} exists and is not a socket; refusing to replace it")
-    log.info("removing stale registration socket %s", path)
-    path.unlink()
-
-
 class RegistrationServer:
     """Serves v0.Registration on `<directory>/agent-registration.sock`. Start inside the running loop."""
 
@@ -224,14 +212,8 @@ class RegistrationServer:
         remove_stale_socket(self.socket_path)
         server = grpc.aio.server()
         pb_grpc.add_RegistrationServicer_to_server(RegistrationService(self.registry), server)
-        # bind under a umask so the socket is never world-writable, not even for an instant
-        old_umask = os.umask(0o117)
-        try:
-            server.add_insecure_port(f"unix://{self.socket_path}")
-            await server.start()
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.socket_path, SOCKET_MODE)
+        bind_unix(server, self.socket_path, SOCKET_MODE)
+        await server.start()
         self._server = server
         log.info("registration server listening on %s", self.socket_path)
 

@@ -140,10 +140,7 @@ def build_options(args: argparse.Namespace, env: Mapping[str, str] | None = None
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    import uvloop
-
+    from akri import runtime
     from akri.agent.core import AgentSetupError
     from akri.commands.handler import HandlerLoadError
     from akri.discovery.handler import HandlerSetupError
@@ -166,8 +163,7 @@ def run(args: argparse.Namespace) -> int:
         # one line per API request drowns what the agent itself says
         logging.getLogger("httpx2").setLevel(logging.WARNING)
     try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run_until_signalled(options))
+        runtime.run(run_until_signalled(options))
     except (KubeConfigError, StartupError) as exc:
         sys.stderr.write(f"akri agent: {exc}\n")
         return EXIT_USAGE

@@ -15,10 +15,7 @@ def _port(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    import uvloop
-
+    from akri import runtime
     from akri.controller.leader import LeaderConfig
     from akri.controller.main import ControllerOptions, run_until_signalled
     from akri.controller.reconciler import Settings
@@ -55,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from akri.kube.config import KubeConfigError
 
     try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run_until_signalled(options))
+        runtime.run(run_until_signalled(options))
     except KubeConfigError as e:
         raise SystemExit(f"akri controller: {e}") from None
     return 0

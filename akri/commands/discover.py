@@ -336,10 +336,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"akri discover: {exc}\n")
         return EXIT_USAGE
 
-    from akri.commands.handler import run_async
+    from akri import runtime
 
     try:
-        return run_async(_main(args, targets, node))
+        return runtime.run(_main(args, targets, node))
     except UsageError as exc:
         sys.stderr.write(f"akri discover: {exc}\n")
         return EXIT_USAGE

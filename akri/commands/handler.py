@@ -18,6 +18,7 @@ import signal
 import sys
 from typing import Any
 
+from akri import runtime
 from akri.discovery.handler import DiscoveryHandler, HandlerSetupError
 
 log = logging.getLogger(__name__)
@@ -51,16 +52,6 @@ def load_handler(name: str, **options: Any) -> DiscoveryHandler:
     return cls(**options)
 
 
-def run_async(main: Any) -> Any:
-    """Run a coroutine on uvloop when available (DESIGN: never uvloop.install())."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
-
-
 async def _serve_until_signalled(handler: DiscoveryHandler, args: argparse.Namespace) -> None:
     from akri.discovery.server import serve
 
@@ -89,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"akri handler: {exc}\n")
             return EXIT_USAGE
     try:
-        run_async(_serve_until_signalled(handler, args))
+        runtime.run(_serve_until_signalled(handler, args))
     except OSError as exc:
         sys.stderr.write(f"akri handler {args.name}: {exc}\n")
         return 1

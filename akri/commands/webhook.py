@@ -73,10 +73,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    import uvloop
-
+    from akri import runtime
     if args.self_signed and (args.tls_crt_file or args.tls_key_file):
         raise SystemExit("akri webhook: --self-signed and --tls-crt-file/--tls-key-file exclude each other")
     if not args.self_signed and not (args.tls_crt_file and args.tls_key_file):
@@ -88,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from akri.webhook.bootstrap import BootstrapError
 
     try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(args))
+        runtime.run(serve(args))
     except (KubeConfigError, BootstrapError, OSError, ValueError) as e:
         raise SystemExit(f"akri webhook: {e}") from None
     return 0

@@ -15,9 +15,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
-import socket
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from akri._proto import discovery_pb2_grpc as pb_grpc
 from akri.discovery.handler import DiscoveryHandler, InvalidDetails
 from akri.discovery.registration import Registration, RegistrationClient
 from akri.discovery.stream import device_lists, properties_from_proto, response_from_devices
+from akri.unix_socket import bind_unix, remove_stale_socket
 
 log = logging.getLogger(__name__)
 
@@ -88,30 +86,6 @@ def network_endpoint(pod_ip: str, port: int = DISCOVERY_PORT) -> tuple[str, str]
     return f"{host}:{port}", f"http://{host}:{port}"
 
 
-def _socket_accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
-def _remove_stale_socket(path: Path) -> None:
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise FileExistsError(f"{path} exists and is not a socket; refusing to replace it")
-    if _socket_accepts(path):
-        # upstream deletes it anyway, silently cutting off a running handler from new agents
-        raise FileExistsError(f"{path} is served by another running process; stop it first")
-    log.info("removing stale socket %s", path)
-    path.unlink()
-
-
 class HandlerServer:
     """The gRPC server of one handler, on a unix socket or on <pod ip>:10000."""
 
@@ -142,16 +116,8 @@ class HandlerServer:
         pb_grpc.add_DiscoveryHandlerServicer_to_server(self.service, server)
         if self.socket_path is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            _remove_stale_socket(self.socket_path)
-            # umask closes the window between bind and chmod in which the socket is world-writable
-            old_umask = os.umask(0o117)
-            try:
-                bound = server.add_insecure_port(self._bind)
-            finally:
-                os.umask(old_umask)
-            if not bound:
-                raise OSError(f"cannot listen on {self.socket_path}")
-            os.chmod(self.socket_path, SOCKET_MODE)
+            remove_stale_socket(self.socket_path, refuse_if_served=True)
+            bind_unix(server, self.socket_path, SOCKET_MODE)
             st = self.socket_path.stat()
             self._socket_id = (st.st_dev, st.st_ino)
         elif not server.add_insecure_port(self._bind):

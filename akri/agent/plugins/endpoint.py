@@ -19,6 +19,7 @@ import grpc
 from akri._proto import deviceplugin_pb2 as dp
 from akri._proto import deviceplugin_pb2_grpc as dp_grpc
 from akri.agent.plugins.base import DevicePluginBase
+from akri.unix_socket import bind_unix
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,7 @@ class PluginEndpoint:
             raise OSError(f"socket path {path} is longer than {MAX_SOCKET_PATH} bytes (unix socket limit)")
         server = grpc.aio.server()
         dp_grpc.add_DevicePluginServicer_to_server(self.plugin, server)
-        if server.add_insecure_port(f"unix://{path}") == 0:
-            raise OSError(f"cannot listen on {path}")
-        os.chmod(path, SOCKET_MODE)
+        bind_unix(server, path, SOCKET_MODE)
         await server.start()
         old, self._server = self._server, server
         self.socket_path = path

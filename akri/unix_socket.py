@@ -1,0 +1,61 @@
+"""Unix-socket chores shared by every gRPC server we run (registration, handlers, device plugins).
+
+The sockets live in host directories shared with the kubelet and other pods, so they are bound
+under a umask (never world-writable, not even between bind and chmod) and a leftover file is
+removed only when it really is a socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+from pathlib import Path
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+
+def socket_accepts(path: Path | str) -> bool:
+    """True when a process is accepting connections on the unix socket at `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def remove_stale_socket(path: Path, *, refuse_if_served: bool = False) -> None:
+    """Remove a socket left behind by a previous process.
+
+    Refuses (FileExistsError) to delete anything that is not a socket, and, with
+    `refuse_if_served`, a socket some live process still serves (upstream deletes it anyway,
+    silently cutting that process off).
+    """
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise FileExistsError(f"{path} exists and is not a socket; refusing to replace it")
+    if refuse_if_served and socket_accepts(path):
+        raise FileExistsError(f"{path} is served by another running process; stop it first")
+    log.info("removing stale socket %s", path)
+    path.unlink()
+
+
+def bind_unix(server: grpc.aio.Server, path: Path, mode: int) -> None:
+    """Add a unix-socket port at `path` to a (not yet started) grpc.aio server, with `mode`."""
+    # group/other bits outside `mode` are masked at bind time, so there is no world-writable window
+    old_umask = os.umask(0o777 & ~mode)
+    try:
+        bound = server.add_insecure_port(f"unix://{path}")
+    finally:
+        os.umask(old_umask)
+    if not bound:
+        raise OSError(f"cannot listen on {path}")
+    os.chmod(path, mode)
