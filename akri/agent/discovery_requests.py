@@ -279,7 +279,8 @@ class DiscoveryRequest:
         assert ep.target is not None
         try:
             async with grpc.aio.insecure_channel(ep.target) as channel:
-                await asyncio.wait_for(channel.channel_ready(), self.timings.reconnect_timeout)
+                async with asyncio.timeout(self.timings.reconnect_timeout):  # not wait_for: gh-86296
+                    await channel.channel_ready()
             return True
         except (TimeoutError, grpc.aio.AioRpcError, OSError):
             return False

@@ -172,8 +172,9 @@ class PathWatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_MAX_SECONDS
         while (remaining := deadline - loop.time()) > 0:
-            try:
-                kind = await asyncio.wait_for(self._events.get(), min(self.settle, remaining))
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation (gh-86296)
+                async with asyncio.timeout(min(self.settle, remaining)):
+                    kind = await self._events.get()
             except TimeoutError:
                 break
             if kind == "gone":

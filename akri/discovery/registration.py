@@ -113,8 +113,9 @@ class RegistrationClient:
                 if failures == 1 or failures % 10 == 0:
                     log.warning("cannot register %s with the agent at %s (%s); retrying",
                                 self.registration.name, self.socket_path, detail)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation (gh-86296)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                     delay = RETRY_FIRST_SECONDS  # the socket changed: start over quickly
                 except TimeoutError:
                     delay = min(delay * 2, RETRY_MAX_SECONDS)

@@ -116,8 +116,9 @@ class DebugEchoHandler(DiscoveryHandler):
                      "OFFLINE" if offline else "online", self.availability_file, watcher.mode)
             yield [] if offline else list(online_devices)
             while True:
-                try:
-                    await asyncio.wait_for(watcher.changed(), RESYNC_SECONDS)
+                try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation (gh-86296)
+                    async with asyncio.timeout(RESYNC_SECONDS):
+                        await watcher.changed()
                 except TimeoutError:
                     pass
                 now_offline = self.is_offline()
