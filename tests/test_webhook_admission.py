@@ -315,9 +315,10 @@ def test_object_not_a_mapping_denied(obj: Any) -> None:
 
 
 def test_deep_nesting_denied() -> None:
-    # built as text: no Python serialiser writes 5000 levels; orjson reads them
+    # deeper than our limit (MAX_DEPTH) but within what the JSON parser reads: a reviewed denial
+    levels = admission.MAX_DEPTH + 400
     raw = orjson.dumps(review({"brokerSpec": {"brokerPodSpec": {"containers": ["DEEP"]}}})).decode()
-    raw = raw.replace('"DEEP"', '{"a":' * 5000 + '"x"' + "}" * 5000)
+    raw = raw.replace('"DEEP"', '{"a":' * levels + '"x"' + "}" * levels)
     status, out = answer(raw.encode())
     assert status == 200 and isinstance(out, dict)
     assert out["response"]["allowed"] is False
@@ -325,13 +326,23 @@ def test_deep_nesting_denied() -> None:
 
 
 def test_deep_list_nesting_in_raw_json_denied() -> None:
-    # built as text: orjson parses it, Python's recursion limit would break any recursive walk
-    inner = "[" * 20000 + "]" * 20000
+    # lists count too, and no recursive walk may hit Python's recursion limit
+    levels = admission.MAX_DEPTH + 400
+    inner = "[" * levels + "]" * levels
     raw = json.dumps(review()).replace('"discoveryHandler":', f'"deep": {inner}, "discoveryHandler":', 1)
     status, out = answer(raw.encode())
     assert status == 200 and isinstance(out, dict)
     assert out["response"]["allowed"] is False
     assert "nested deeper" in out["response"]["status"]["message"]
+
+
+def test_json_deeper_than_the_parser_reads_is_a_bad_request() -> None:
+    # orjson (>= 3.10) refuses more than 1024 levels: no uid can be read, so 400, never a crash
+    inner = "[" * 20000 + "]" * 20000
+    raw = json.dumps(review()).replace('"discoveryHandler":', f'"deep": {inner}, "discoveryHandler":', 1)
+    status, out = answer(raw.encode())
+    assert status == 400 and isinstance(out, bytes)
+    assert b"depth" in out
 
 
 def test_wrong_types_everywhere_denied_not_raised() -> None:

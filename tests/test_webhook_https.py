@@ -108,9 +108,12 @@ async def test_malformed_requests_get_400_or_denial_and_the_server_keeps_serving
         assert response["allowed"] is False and response["status"]["message"]
     status, _ = await client.post(b"{" * 50000)  # truncated, deeply open JSON
     assert status == 400
-    deep = orjson.dumps(review({"spec": "DEEP"})).replace(b'"DEEP"', b'{"a":' * 20000 + b"1" + b"}" * 20000)
-    status, body = await client.post(deep)  # well-formed, 20000 levels deep
+    deep = orjson.dumps(review({"spec": "DEEP"})).replace(b'"DEEP"', b'{"a":' * 500 + b"1" + b"}" * 500)
+    status, body = await client.post(deep)  # well-formed, 500 levels deep: reviewed and denied
     assert status == 200 and orjson.loads(body)["response"]["allowed"] is False
+    deeper = orjson.dumps(review({"spec": "DEEP"})).replace(b'"DEEP"', b'{"a":' * 20000 + b"1" + b"}" * 20000)
+    status, _ = await client.post(deeper)  # beyond the parser's depth limit: a bad request
+    assert status == 400
     big = review({"kind": "Configuration", "spec": {"x": "y" * (4 * 1024 * 1024)}})  # 4 MiB string
     response = await client.review(big["request"]["object"])
     assert response["allowed"] is False
