@@ -4,9 +4,9 @@ probe-only handler with upstream's 10 s period takes to see a camera come online
 
     sudo python bench/bench_onvif_hello.py [--samples 20] [--probe-samples 5] [--period 10]
 
-Set-up: two network namespaces joined by a veth pair (akcam-b<rand> with one fake camera
-process, akagt-b<rand> with `akri discover --watch`), created here and always deleted at the
-end; multicast stays inside them.
+Set-up: two network namespaces joined by a veth pair (akri.testing.netns.joined_pair:
+akcam-b-<rand> with one fake camera process, akagt-b-<rand> with `akri discover --watch`),
+created here and always deleted at the end; multicast stays inside them.
 
 Hello: the watch runs with discoveryIntervalSeconds 60, so after the first round only a
 Hello can make the camera appear. Each sample: the camera says Bye and goes offline (the
@@ -37,17 +37,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+from akri.testing.netns import NetworkNamespace, joined_pair
+
 WAIT = 30.0
-
-
-def sh(*args: str) -> None:
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()}")
 
 
 class Lines:
@@ -95,37 +90,17 @@ def summary(name: str, samples: list[float]) -> str:
 
 class Bench:
     def __init__(self) -> None:
-        tag = uuid.uuid4().hex[:6]
-        self.cam_ns, self.agent_ns = f"akcam-b{tag}", f"akagt-b{tag}"
-        self.subnet = random.randint(1, 254)
-        self.procs: list[subprocess.Popen[str]] = []
-        sh("ip", "netns", "add", self.cam_ns)
-        sh("ip", "netns", "add", self.agent_ns)
-        sh("ip", "link", "add", f"vc{tag}", "netns", self.cam_ns, "type", "veth",
-           "peer", "name", f"va{tag}", "netns", self.agent_ns)
-        for ns, dev, host in ((self.cam_ns, f"vc{tag}", 1), (self.agent_ns, f"va{tag}", 2)):
-            sh("ip", "-n", ns, "addr", "add", f"10.250.{self.subnet}.{host}/24", "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", dev)
+        self.net = joined_pair("akcam-b", "akagt-b")
+        self.cam_ns, self.agent_ns = self.net.a, self.net.b
 
-    def spawn(self, ns: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, *args], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1,
-                                env={**os.environ, **(env or {})})
-        self.procs.append(proc)
-        return proc
+    @staticmethod
+    def spawn(ns: NetworkNamespace, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Python with `args` in `ns`; stopped by close()."""
+        return ns.popen(sys.executable, *args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL, text=True, bufsize=1, env={**os.environ, **(env or {})})
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        for ns in (self.cam_ns, self.agent_ns):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self.net.delete()
 
 
 def command(proc: subprocess.Popen[str], line: str) -> None:
@@ -147,7 +122,7 @@ def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="akri-bench-onvif-"))
     try:
         cam_proc = bench.spawn(bench.cam_ns, "-m", "akri.testing.onvif_camera",
-                               "--host", f"10.250.{bench.subnet}.1", "--http-port", "8080")
+                               "--host", bench.net.a_address, "--http-port", "8080")
         cam = Lines(cam_proc)
         _, ready = cam.wait(camera_event("ready"))
         device = ready["device_id"]

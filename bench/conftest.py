@@ -10,22 +10,17 @@ every other implementation, from the min and median times measured in this same 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import socket
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from akri.testing.netns import NetworkNamespace
+
 QUICK = os.environ.get("BENCH_QUICK", "").strip().lower() not in ("", "0", "false", "no")
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "uevents"
-NETLINK_KOBJECT_UEVENT = 15
-CLONE_NEWNET = 0x40000000
 
 
 def rounds(full: int, quick: int = 3) -> int:
@@ -83,50 +78,10 @@ def uevent_messages() -> dict[str, bytes]:
     return messages
 
 
-class Netns:
-    """A network namespace of our own; sockets made inside() it stay in it."""
-
-    def __init__(self) -> None:
-        self.name = f"akri-bench-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["ip", "netns", "add", self.name], check=True)
-        self._libc = ctypes.CDLL(None, use_errno=True)
-
-    @contextlib.contextmanager
-    def inside(self) -> Iterator[None]:
-        # setns() switches only the calling thread, and we switch straight back
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-        try:
-            if self._libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), f"setns into {self.name}")
-            try:
-                yield
-            finally:
-                if self._libc.setns(home, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns back home")
-        finally:
-            os.close(home)
-            os.close(target)
-
-    def uevent_socket(self, group: int) -> socket.socket:
-        with self.inside():
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_KOBJECT_UEVENT)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-        sock.bind((0, group))
-        return sock
-
-    def ip_batch(self, commands: list[str]) -> None:
-        script = "\n".join(commands) + "\n"
-        subprocess.run(["ip", "-n", self.name, "-batch", "-"], input=script, text=True, check=True)
-
-    def delete(self) -> None:
-        subprocess.run(["ip", "netns", "del", self.name], check=True)
-
-
 @pytest.fixture(scope="session")
-def netns() -> Iterator[Netns]:
+def netns() -> Iterator[NetworkNamespace]:
+    """A network namespace of our own; sockets made inside() it stay in it."""
     if os.geteuid() != 0:
         pytest.skip("needs root: creates a network namespace for netlink traffic")
-    ns = Netns()
-    yield ns
-    ns.delete()
+    with NetworkNamespace("akri-bench") as ns:
+        yield ns

@@ -26,92 +26,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from _benchlib import print_and_save, serve_instances, settled_rss, start_agent
+from e2e.cluster import Cluster
+from e2e.procs import LoggedProcess, ProcessGroup, wait_for
+
+from akri.testing.netns import NetworkNamespace
 
 AKRI = [sys.executable, "-m", "akri.cli"]
 QUICK = os.environ.get("BENCH_QUICK", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def status_kib(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} for pid {pid}")
-
-
-def settled_rss(proc: subprocess.Popen[Any], *, quiet: float = 2.0, limit: float = 20.0) -> dict[str, float]:
-    """VmRSS once it has not grown for `quiet` seconds (or after `limit`), and VmHWM."""
-    if proc.poll() is not None:
-        raise RuntimeError(f"process {proc.args} exited with {proc.returncode}")
-    start = time.monotonic()
-    best = status_kib(proc.pid, "VmRSS")
-    since = time.monotonic()
-    while time.monotonic() - start < limit:
-        time.sleep(0.2)
-        if proc.poll() is not None:
-            raise RuntimeError(f"process {proc.args} exited with {proc.returncode}")
-        rss = status_kib(proc.pid, "VmRSS")
-        if rss > best + 256:  # grew by more than 256 KiB: not settled yet
-            best, since = rss, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            break
-    return {
-        "rss_mib": round(status_kib(proc.pid, "VmRSS") / 1024, 1),
-        "hwm_mib": round(status_kib(proc.pid, "VmHWM") / 1024, 1),
-    }
-
-
 @contextlib.contextmanager
-def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[Any]]:
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
+def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[LoggedProcess]:
+    proc = LoggedProcess(args, log, env)
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def wait_for_log(path: Path, pattern: str, timeout: float = 60.0) -> None:
-    wait_for(
-        lambda: path.exists() and re.search(pattern, path.read_text(errors="replace")),
-        f"{pattern!r} in {path}",
-        timeout,
-    )
+        proc.stop(timeout=15)
 
 
 class Discover:
@@ -136,14 +76,10 @@ class Discover:
 def private_netns() -> Iterator[list[str]]:
     """A network namespace of our own with only loopback (multicast routed to it), as a command
     prefix; so ONVIF's WS-Discovery probes reach nothing outside it. Needs root."""
-    name = f"akri-fp-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "-n", name, "route", "add", "224.0.0.0/4", "dev", "lo"], check=True)
-        yield ["ip", "netns", "exec", name]
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+    with NetworkNamespace("akri-fp") as ns:
+        ns.link_up("lo")
+        ns.route_multicast("lo")
+        yield ns.exec_argv()
 
 
 def measure_handler(
@@ -156,29 +92,16 @@ def measure_handler(
     env = {"DISCOVERY_HANDLERS_DIRECTORY": str(directory), "DEBUG_ECHO_INSTANCES_SHARED": "true"}
     with process([*(prefix or []), *AKRI, "handler", name], tmp / f"handler-{name}.log", env) as proc:
         sock = directory / f"{name}.sock"
-        wait_for(sock.exists, f"{sock}")
-        result: dict[str, Any] = {"idle": settled_rss(proc)}
+        wait_for(f"{sock}", sock.exists, timeout=60)
+        result: dict[str, Any] = {"idle": settled_rss(proc.proc)}
         if details is not None:
             stream = Discover(sock, details)
             try:
-                result["serving"] = settled_rss(proc)
+                result["serving"] = settled_rss(proc.proc)
                 result["devices"] = len(stream.first.devices)
             finally:
                 stream.close()
     return result
-
-
-def start_apiserver(tmp: Path) -> tuple[subprocess.Popen[Any], Path]:
-    kubeconfig = tmp / "kubeconfig"
-    log = tmp / "apiserver.log"
-    out = open(log, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "akri.testing.apiserver", "--port", "0", "--kubeconfig", str(kubeconfig)],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    wait_for_log(log, r"listening on http://")
-    return proc, kubeconfig
 
 
 def kube_apply(kubeconfig: Path, objects: list[dict[str, Any]]) -> None:
@@ -202,106 +125,34 @@ def kube_apply(kubeconfig: Path, objects: list[dict[str, Any]]) -> None:
     asyncio.run(run())
 
 
-def debug_echo_configuration(n: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "akri.sh/v0",
-        "kind": "Configuration",
-        "metadata": {"name": "footprint", "namespace": "default"},
-        "spec": {
-            "discoveryHandler": {
-                "name": "debugEcho",
-                "discoveryDetails": yaml.safe_dump({"descriptions": [f"dev{i}" for i in range(n)]}),
-            },
-            "capacity": 1,
-        },
-    }
-
-
-def count_instances(kubeconfig: Path) -> int:
-    from lightkube import Client, KubeConfig
-
-    from akri.kube.resources import Instance
-
-    client = Client(KubeConfig.from_file(kubeconfig))
-    return len(list(client.list(Instance, namespace="default")))
-
-
-def measure_agent(kubeconfig: Path, tmp: Path, instances: int) -> dict[str, Any]:
-    plugins, pod_resources = tmp / "device-plugins", tmp / "pod-resources" / "kubelet.sock"
-    plugins.mkdir()
-    pod_resources.parent.mkdir()
+def measure_agent(procs: ProcessGroup, kubeconfig: Path, instances: int) -> dict[str, Any]:
+    """Idle with each set of embedded handlers, then debugEcho's agent serving `instances`."""
+    kubelet = procs.kubelet()
     result: dict[str, Any] = {}
-    with process(
-        [
-            sys.executable,
-            "-m",
-            "akri.testing.kubelet",
-            "--dir",
-            str(plugins),
-            "--pod-resources-socket",
-            str(pod_resources),
-        ],
-        tmp / "kubelet.log",
+    for variant, extra in (
+        ("embedded_udev_onvif", ["--embedded", "udev", "onvif"]),
+        ("debug_echo", ["--embedded", "debugEcho"]),
     ):
-        wait_for((plugins / "kubelet.sock").exists, "the kubelet double")
-        for variant, extra in (
-            ("embedded_udev_onvif", ["--embedded", "udev", "onvif"]),
-            ("debug_echo", ["--embedded", "debugEcho"]),
-        ):
-            handlers = tmp / f"agent-{variant}"
-            handlers.mkdir()
-            args = [
-                *AKRI,
-                "agent",
-                "--node-name",
-                "node-a",
-                "--discovery-handlers-directory",
-                str(handlers),
-                "--kubeconfig",
-                str(kubeconfig),
-                "--metrics-port",
-                "0",
-                "--device-plugins-dir",
-                str(plugins),
-                "--pod-resources-socket",
-                str(pod_resources),
-                *extra,
-            ]
-            with process(
-                args, tmp / f"agent-{variant}.log", {"DEBUG_ECHO_INSTANCES_SHARED": "false"}
-            ) as proc:
-                wait_for((handlers / "agent-registration.sock").exists, "the agent's registration socket")
-                result[f"agent_{variant}_idle"] = settled_rss(proc)
-                if variant == "debug_echo":
-                    kube_apply(kubeconfig, [debug_echo_configuration(instances)])
-                    wait_for(lambda: count_instances(kubeconfig) >= instances, f"{instances} Instances", 120)
-                    wait_for(
-                        lambda: len([p for p in plugins.iterdir() if p.name != "kubelet.sock"]) > instances,
-                        "a device plugin per Instance",
-                        120,
-                    )
-                    result[f"agent_{instances}_instances"] = settled_rss(proc, quiet=3.0, limit=30.0)
+        agent = start_agent(procs, kubeconfig, kubelet, *extra, log_name=f"agent-{variant}.log")
+        result[f"agent_{variant}_idle"] = settled_rss(agent.proc)
+        if variant == "debug_echo":
+            cluster = Cluster(kubeconfig)
+            try:
+                serve_instances(cluster, kubelet, "footprint", instances)
+            finally:
+                cluster.close()
+            result[f"agent_{instances}_instances"] = settled_rss(agent.proc, quiet=3.0, limit=30.0)
+        agent.stop()
     result["instances"] = instances
     return result
 
 
 def measure_controller(kubeconfig: Path, tmp: Path) -> dict[str, Any]:
-    log = tmp / "controller.log"
-    with process(
-        [
-            *AKRI,
-            "controller",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--metrics-port",
-            "0",
-            "--lease-namespace",
-            "akri",
-        ],
-        log,
-    ) as proc:
-        wait_for_log(log, "caches synced")
-        return settled_rss(proc)
+    args = [*AKRI, "controller", "--kubeconfig", str(kubeconfig), "--metrics-port", "0",
+            "--lease-namespace", "akri"]
+    with process(args, tmp / "controller.log") as proc:
+        proc.wait_log("caches synced", 60)
+        return settled_rss(proc.proc)
 
 
 def measure_webhook(kubeconfig: Path, tmp: Path) -> dict[str, Any]:
@@ -330,25 +181,11 @@ def measure_webhook(kubeconfig: Path, tmp: Path) -> dict[str, Any]:
             }
         ],
     )
-    log = tmp / "webhook.log"
-    args = [
-        *AKRI,
-        "webhook",
-        "--self-signed",
-        "--kubeconfig",
-        str(kubeconfig),
-        "--namespace",
-        "akri",
-        "--port",
-        "0",
-        "--host",
-        "127.0.0.1",
-        "--cert-dir",
-        str(tmp / "webhook-certs"),
-    ]
-    with process(args, log) as proc:
-        wait_for_log(log, r"trusts the webhook's CA")
-        return settled_rss(proc)
+    args = [*AKRI, "webhook", "--self-signed", "--kubeconfig", str(kubeconfig), "--namespace", "akri",
+            "--port", "0", "--host", "127.0.0.1", "--cert-dir", str(tmp / "webhook-certs")]
+    with process(args, tmp / "webhook.log") as proc:
+        proc.wait_log(r"trusts the webhook's CA", 60)
+        return settled_rss(proc.proc)
 
 
 def main() -> int:
@@ -377,19 +214,12 @@ def main() -> int:
             "opcuaDiscoveryMethod:\n  standard:\n    discoveryUrls: ['opc.tcp://127.0.0.1:48409/']\n",
             tmp,
         )
-        api, kubeconfig = start_apiserver(tmp)
-        try:
-            results.update(measure_agent(kubeconfig, tmp, args.instances))
+        with ProcessGroup(tmp / "cluster") as procs:
+            kubeconfig = procs.apiserver().kubeconfig
+            results.update(measure_agent(procs, kubeconfig, args.instances))
             results["controller_idle"] = measure_controller(kubeconfig, tmp)
             results["webhook_idle"] = measure_webhook(kubeconfig, tmp)
-        finally:
-            api.terminate()
-            api.wait(10)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    print_and_save(results, args.json)
     return 0
 
 

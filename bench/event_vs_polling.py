@@ -13,7 +13,6 @@ moment waits 5 s on average for the next poll: ratio = 5000 ms / p50 of our late
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,6 +32,7 @@ def main() -> int:
     import uvloop
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _benchlib import print_and_save
     from bench_udev_hotplug import handler_latency
 
     latencies = uvloop.run(handler_latency(args.events))
@@ -46,11 +46,7 @@ def main() -> int:
         "polling_mean_ms": polling_ms,
         "ratio": round(polling_ms / p50_ms, 1),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    print_and_save(result, args.json)
     return 0
 
 

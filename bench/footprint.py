@@ -28,13 +28,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from e2e.cluster import Cluster, debug_echo_configuration
-from e2e.procs import AgentProcess, ProcessGroup, rss_kib, wait_for
+from _benchlib import peak_rss_kib, serve_instances, start_agent
+from e2e.cluster import Cluster
+from e2e.procs import ProcessGroup, wait_for
 
 TARGETS = {0: 40 * 1024, 100: 60 * 1024}  # KiB
 RSS_CODE = "import re;print(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
@@ -79,37 +79,15 @@ def python_rss_kib(code: str, no_site: bool) -> int:
     return int(done.stdout)
 
 
-def settle_rss(agent: AgentProcess, seconds: float) -> int:
-    samples = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        samples.append(rss_kib(agent.pid))
-        time.sleep(0.25)
-    samples.append(rss_kib(agent.pid))
-    return max(samples)
-
-
 def measure(procs: ProcessGroup, cluster: Cluster, kubeconfig: Path, count: int, settle: float,
             run: int, no_site: bool) -> tuple[int, float]:
     """RSS (KiB) of a fresh agent serving `count` Instances, and seconds to converge."""
     kubelet = procs.kubelet(f"kubelet{run}")
-    env = {"DEBUG_ECHO_INSTANCES_SHARED": "false",
-           "DEBUG_ECHO_AVAILABILITY_FILE": str(procs.workdir / "availability")}
-    agent = procs.agent("node-a", kubeconfig, kubelet, "--embedded", "debugEcho", env=env,
-                        log_name=f"agent-{count}.log", launcher=launcher(no_site))
-    agent.ready(60)
-    elapsed = 0.0
+    agent = start_agent(procs, kubeconfig, kubelet, "--embedded", "debugEcho", log_name=f"agent-{count}.log",
+                        launcher=launcher(no_site))
     name = f"footprint-{count}"
-    if count:
-        start = time.monotonic()
-        descriptions = [f"d{i}" for i in range(count)]
-        cluster.apply_configuration(debug_echo_configuration(name, descriptions, capacity=1))
-        # every plugin registered and streaming (+1: the Configuration's plugin)
-        wait_for(f"{count + 1} plugins", lambda: sum(
-            1 for r in kubelet.state()["resources"].values() if r["connected"] and r["devices"]
-        ) == count + 1, timeout=60 + count * 0.5, interval=0.5)
-        elapsed = time.monotonic() - start
-    rss = settle_rss(agent, settle)
+    elapsed = serve_instances(cluster, kubelet, name, count) if count else 0.0
+    rss = peak_rss_kib(agent.pid, settle)
     if count:
         cluster.delete_configuration(name)
         wait_for("Instances cleaned up", lambda: not cluster.instances(name), timeout=60 + count * 0.2,

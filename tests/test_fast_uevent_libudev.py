@@ -10,18 +10,15 @@ shows up as the sentinel arriving first instead of as a timeout.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import socket
 import struct
-import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from akri._fast import pure
+from akri.testing.netns import NetworkNamespace
 
 pyudev = pytest.importorskip("pyudev")
 try:
@@ -37,9 +34,7 @@ pytestmark = [
 ]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "uevents"
-NETLINK_KOBJECT_UEVENT = 15
 GROUP_UDEV = 2
-CLONE_NEWNET = 0x40000000
 # libudev (sd-device) itself keeps UDEV_DATABASE_VERSION out of the property list
 LIBUDEV_INTERNAL = {"UDEV_DATABASE_VERSION"}
 
@@ -78,26 +73,16 @@ class NetnsUdevBus:
     """A netlink uevent sender and a pyudev monitor, both inside a private network namespace."""
 
     def __init__(self) -> None:
-        self.name = f"akri-fast-{uuid.uuid4().hex[:8]}"
-        subprocess.run(["ip", "netns", "add", self.name], check=True)
-        libc = ctypes.CDLL(None, use_errno=True)
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        self.netns = NetworkNamespace("akri-fast")
         try:
-            # setns() moves only this thread; sockets stay in the namespace they were made in
-            if libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns into the test namespace failed")
-            try:
+            # sockets stay in the namespace they were made in
+            with self.netns.inside():
                 self.monitor = pyudev.Monitor.from_netlink(pyudev.Context(), "udev")
                 self.monitor.start()
-                self.sender = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_KOBJECT_UEVENT)
-                self.sender.bind((0, 0))
-            finally:
-                if libc.setns(home, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns back to the original namespace failed")
-        finally:
-            os.close(home)
-            os.close(target)
+            self.sender = self.netns.uevent_socket(0)
+        except BaseException:
+            self.netns.delete()
+            raise
 
     def send(self, data: bytes) -> None:
         self.sender.sendto(data, (0, GROUP_UDEV))
@@ -113,7 +98,7 @@ class NetnsUdevBus:
 
     def close(self) -> None:
         self.sender.close()
-        subprocess.run(["ip", "netns", "del", self.name], check=True)
+        self.netns.delete()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ _EXPORTS = {
     "ApiServerThread": "akri.testing.apiserver",
     "Store": "akri.testing.apiserver",
     "KubeletDouble": "akri.testing.kubelet",
+    "NetworkNamespace": "akri.testing.netns",
+    "joined_pair": "akri.testing.netns",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,8 +3,9 @@ two network namespaces joined by a veth pair (for multicast, Hello and Bye).
 
 Loopback tests keep everything on 127.0.0.1: the handler runs with multicast off, probes the
 cameras by directed probes, and listens for announcements on a loopback port. Multicast is
-only used in the namespaces made here (names akcam-<rand> / akagt-<rand>, addresses in
-10.250.<n>.0/24 that exist only inside them), which are always deleted in teardown.
+only used in the namespaces made here (akri.testing.netns.joined_pair: names akcam-<rand> /
+akagt-<rand>, addresses in 10.250.<n>.0/24 that exist only inside them), which are always
+deleted in teardown.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import json
 import os
 import queue
-import random
 import shutil
 import signal
 import socket
@@ -22,9 +22,8 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import pytest
 from akri.discovery.device import Device
 from akri.discovery.handlers.onvif import OnvifHandler
 from akri.discovery.stream import device_lists
+from akri.testing.netns import JoinedPair, NetworkNamespace, joined_pair
 from akri.testing.onvif_camera import FakeCamera
 
 WAIT = 10.0  # generous: only guards against hanging
@@ -61,8 +61,6 @@ async def camera() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for cam in started:
         await cam.stop()
-
-
 
 
 class Stream:
@@ -144,43 +142,38 @@ def need_netns() -> None:
         pytest.skip("needs iproute2")
 
 
-def sh(*args: str) -> None:
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {done.stderr.strip()}")
-
-
 @dataclass
 class CameraNet:
-    """Two namespaces: `cam` (the cameras) and `agent` (akri), joined by one veth pair."""
+    """Two namespaces: `cam` (the cameras, 10.250.<n>.1) and `agent` (akri, .2), joined by one
+    veth pair."""
 
-    cam: str
-    agent: str
-    subnet: int
-    cam_veth: str
-    agent_veth: str
-    processes: list[subprocess.Popen[str]] = field(default_factory=list)
+    pair: JoinedPair
+
+    @property
+    def cam(self) -> NetworkNamespace:
+        return self.pair.a
+
+    @property
+    def agent(self) -> NetworkNamespace:
+        return self.pair.b
 
     def ip(self, host: int) -> str:
-        return f"10.250.{self.subnet}.{host}"
+        return self.pair.address(host)
 
     @property
     def agent_ip(self) -> str:
-        return self.ip(2)
+        return self.pair.b_address
 
     def add_camera_address(self, host: int) -> str:
-        sh("ip", "-n", self.cam, "addr", "add", f"{self.ip(host)}/24", "dev", self.cam_veth)
-        return self.ip(host)
+        return self.pair.add_address(host, side="a")
 
-    def exec_args(self, namespace: str, *args: str) -> list[str]:
-        return ["ip", "netns", "exec", namespace, *args]
+    def exec_args(self, namespace: NetworkNamespace, *args: str) -> list[str]:
+        return namespace.exec_argv(*args)
 
     def start_camera(self, host: int, *extra: str, http_port: int = 8080) -> CameraProcess:
-        args = self.exec_args(self.cam, sys.executable, "-m", "akri.testing.onvif_camera",
-                              "--host", self.ip(host), "--http-port", str(http_port), *extra)
-        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, bufsize=1)
-        self.processes.append(proc)
+        proc = self.cam.popen(sys.executable, "-m", "akri.testing.onvif_camera", "--host", self.ip(host),
+                              "--http-port", str(http_port), *extra, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
         cam = CameraProcess(proc)
         ready = cam.wait_for("ready")
         cam.xaddr, cam.uuid, cam.device_id = ready["xaddr"], ready["uuid"], ready["device_id"]
@@ -188,24 +181,11 @@ class CameraNet:
 
     def watch(self, config: Path, *extra: str) -> DiscoverWatch:
         """`akri discover --watch -f config` in the agent namespace (stopped at teardown)."""
-        watch = DiscoverWatch(self, config, *extra)
-        self.processes.append(watch.proc)
-        return watch
+        return DiscoverWatch(self, config, *extra)
 
     def delete(self) -> None:
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-            for pipe in (proc.stdin, proc.stdout, proc.stderr):
-                with contextlib.suppress(Exception):
-                    pipe.close()  # type: ignore[union-attr]
-        for ns in (self.cam, self.agent):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        """Stop every process started in the namespaces, then delete them."""
+        self.pair.delete()
 
 
 class LineReader:
@@ -258,9 +238,9 @@ class DiscoverWatch:
     """`akri discover --watch` in the agent namespace; its JSON event lines, time-stamped."""
 
     def __init__(self, net: CameraNet, config: Path, *extra: str) -> None:
-        args = net.exec_args(net.agent, sys.executable, "-m", "akri", "discover", "-f", str(config),
-                             "--node", "node-a", "--watch", *extra)
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = net.agent.popen(sys.executable, "-m", "akri", "discover", "-f", str(config),
+                                    "--node", "node-a", "--watch", *extra, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
         self.reader = LineReader(self.proc.stdout)
 
     def wait_for(self, event: str, device_id: str, wait: float = WAIT) -> float:
@@ -283,20 +263,8 @@ class DiscoverWatch:
 @pytest.fixture(scope="module")
 def camera_net() -> Iterator[CameraNet]:
     need_netns()
-    tag = uuid.uuid4().hex[:6]
-    net = CameraNet(cam=f"akcam-{tag}", agent=f"akagt-{tag}", subnet=random.randint(1, 254),
-                    cam_veth=f"vc{tag}", agent_veth=f"va{tag}")
+    net = CameraNet(joined_pair("akcam", "akagt"))
     try:
-        sh("ip", "netns", "add", net.cam)
-        sh("ip", "netns", "add", net.agent)
-        # created directly inside the namespaces: nothing appears in the host's namespace
-        sh("ip", "link", "add", net.cam_veth, "netns", net.cam, "type", "veth",
-           "peer", "name", net.agent_veth, "netns", net.agent)
-        for ns, dev, host in ((net.cam, net.cam_veth, 1), (net.agent, net.agent_veth, 2)):
-            sh("ip", "-n", ns, "addr", "add", f"{net.ip(host)}/24", "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", dev)
         yield net
     finally:
         net.delete()

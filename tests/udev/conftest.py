@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import subprocess
@@ -22,10 +21,10 @@ import pytest
 
 from akri.discovery.device import Device
 from akri.discovery.handlers.udev.monitor import UDEV_CONTROL, udevd_running
+from akri.testing.netns import NetworkNamespace
 
 UDEVD = "/lib/systemd/systemd-udevd"
 RULES_DIR = Path("/run/udev/rules.d")
-CLONE_NEWNET = 0x40000000
 WAIT = 10.0  # generous: only there so a broken test cannot hang
 
 
@@ -141,43 +140,13 @@ async def open_stream() -> AsyncIterator[Callable[[AsyncIterator[list[Device]]],
         await s.close()
 
 
-class Netns:
-    """A network namespace of our own; sockets made inside() it stay in it."""
-
-    def __init__(self) -> None:
-        self.name = f"akri-udev-{uuid.uuid4().hex[:8]}"
-        sh("ip", "netns", "add", self.name)
-        self._libc = ctypes.CDLL(None, use_errno=True)
-
-    @contextlib.contextmanager
-    def inside(self) -> Iterator[None]:
-        # setns() switches only the calling thread (and threads it starts later)
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        target = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-        try:
-            if self._libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), f"setns into {self.name}")
-            try:
-                yield
-            finally:
-                if self._libc.setns(home, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns back home")
-        finally:
-            os.close(home)
-            os.close(target)
-
-    def delete(self) -> None:
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
-
-
 @pytest.fixture
-def netns() -> Iterator[Netns]:
+def netns() -> Iterator[NetworkNamespace]:
+    """A network namespace of our own; inside() switches the calling thread (and threads it
+    starts later) into it."""
     need_root()
-    ns = Netns()
-    try:
+    with NetworkNamespace("akri-udev") as ns:
         yield ns
-    finally:
-        ns.delete()
 
 
 class Udevd:

@@ -22,18 +22,18 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 from akri.discovery.handlers.onvif.xmlsafe import (
+    SOAP11,
+    SOAP12,
     XmlRejected,
     child,
     children,
     escape,
     local_name,
     namespace,
-    parse_xml,
+    soap_envelope,
     text,
 )
 
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 DEVICE_WSDL = "http://www.onvif.org/ver10/device/wsdl"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
@@ -126,16 +126,9 @@ def content_type(operation: str) -> str:
 
 def _body(data: bytes) -> ET.Element:
     try:
-        root = parse_xml(data, max_bytes=MAX_ANSWER)
+        return soap_envelope(data, max_bytes=MAX_ANSWER)[1]
     except XmlRejected as exc:
         raise SoapError(exc.reason, str(exc)) from None
-    env = namespace(root.tag)
-    if local_name(root.tag) != "Envelope" or env not in (SOAP12, SOAP11):
-        raise SoapError("wrong-namespace", f"root element is {root.tag}, not a SOAP Envelope")
-    body = root.find(f"{{{env}}}Body")
-    if body is None or len(body) == 0:
-        raise SoapError("invalid", "SOAP envelope without a Body element")
-    return body
 
 
 def fault_text(body: ET.Element) -> str | None:

@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from akri.discovery.handlers.onvif.xmlsafe import (
+    SOAP12,
     XmlRejected,
     child,
     children,
     local_name,
     namespace,
-    parse_xml,
+    soap_envelope,
     text,
 )
 
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 WSD = "http://schemas.xmlsoap.org/ws/2005/04/discovery"
 WSA = "http://schemas.xmlsoap.org/ws/2004/08/addressing"
 WSA10 = "http://www.w3.org/2005/08/addressing"
@@ -147,16 +146,9 @@ def parse_message(data: bytes) -> Message:
     if len(data) > MAX_DATAGRAM:
         raise BadMessage("oversized", f"{len(data)}-byte datagram (limit {MAX_DATAGRAM})")
     try:
-        root = parse_xml(data, max_bytes=MAX_DATAGRAM)
+        header, body = soap_envelope(data, max_bytes=MAX_DATAGRAM)
     except XmlRejected as exc:
         raise BadMessage(exc.reason, str(exc)) from None
-    env = namespace(root.tag)
-    if local_name(root.tag) != "Envelope" or env not in (SOAP12, SOAP11):
-        raise BadMessage("wrong-namespace", f"root element is {root.tag}, not a SOAP Envelope")
-    body = root.find(f"{{{env}}}Body")
-    if body is None or len(body) == 0:
-        raise BadMessage("invalid", "SOAP envelope without a Body element")
-    header = root.find(f"{{{env}}}Header")
     message_id = relates_to = ""
     if header is not None:
         message_id = text(child(header, "MessageID"))

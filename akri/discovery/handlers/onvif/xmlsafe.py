@@ -16,12 +16,15 @@ from xml.parsers import expat
 
 # Deepest element nesting accepted. A GetNetworkInterfaces answer is about 8 deep.
 MAX_DEPTH = 64
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 
 
 class XmlRejected(ValueError):
     """The bytes are not an XML document we accept. `reason` is a short counter key:
     `malformed` (not well-formed, truncated, unbound prefix), `unsafe` (DTD, entities, too
-    deep) or `oversized`."""
+    deep) or `oversized`; from soap_envelope() also `wrong-namespace` (not a SOAP Envelope)
+    and `invalid` (no Body content)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -78,6 +81,19 @@ def parse_xml(data: bytes, *, max_bytes: int) -> ET.Element:
     if root is None:  # pragma: no cover - expat rejects an empty document first
         raise XmlRejected("malformed", "no root element")
     return root
+
+
+def soap_envelope(data: bytes, *, max_bytes: int) -> tuple[ET.Element | None, ET.Element]:
+    """The Header (None when absent) and the Body of a SOAP 1.2 or 1.1 envelope, parsed by
+    parse_xml(); the Body has at least one child element."""
+    root = parse_xml(data, max_bytes=max_bytes)
+    env = namespace(root.tag)
+    if local_name(root.tag) != "Envelope" or env not in (SOAP12, SOAP11):
+        raise XmlRejected("wrong-namespace", f"root element is {root.tag}, not a SOAP Envelope")
+    body = root.find(f"{{{env}}}Body")
+    if body is None or len(body) == 0:
+        raise XmlRejected("invalid", "SOAP envelope without a Body element")
+    return root.find(f"{{{env}}}Header"), body
 
 
 def escape(value: str) -> str:
