@@ -59,6 +59,13 @@ def test_embedded_handlers_from_flag_and_enable_debug_echo() -> None:
     assert handlers[0].shared is False and handlers[1].shared is False
 
 
+def test_enable_debug_echo_with_any_value_even_empty() -> None:
+    # upstream checks only that the variable is set
+    env = {**BASE, "ENABLE_DEBUG_ECHO": "", "DEBUG_ECHO_INSTANCES_SHARED": "true"}
+    handlers = options([], env).settings.embedded_handlers
+    assert [(h.name, h.shared) for h in handlers] == [("debugEcho", True)]
+
+
 @pytest.mark.parametrize(("argv", "env", "named"), [
     ([], {"DISCOVERY_HANDLERS_DIRECTORY": "/d"}, "AGENT_NODE_NAME"),
     ([], {"AGENT_NODE_NAME": "n"}, "DISCOVERY_HANDLERS_DIRECTORY"),

@@ -84,24 +84,24 @@ async def test_serves_registrations_over_the_socket(tmp_path: Path) -> None:
         assert stat.S_ISSOCK(mode)
         assert mode & 0o007 == 0, oct(mode)  # nobody but owner and group may connect
 
-        await register_once(sock, Registration("debugEcho", "/var/lib/akri/debugEcho.sock", False, True))
+        await register_once(sock, Registration("debugEcho", f"{tmp_path}/debugEcho.sock", False, True))
         await register_once(sock, Registration("debugEcho", "http://10.0.0.7:10000", True, True))
-        await register_once(sock, Registration("udev", "/var/lib/akri/udev.sock", False, False))
+        await register_once(sock, Registration("udev", f"{tmp_path}/udev.sock", False, False))
         # the same handler again (it restarted): replaces its entry
-        await register_once(sock, Registration("debugEcho", "/var/lib/akri/debugEcho.sock", False, False))
+        await register_once(sock, Registration("debugEcho", f"{tmp_path}/debugEcho.sock", False, False))
 
         eps = {ep.uid: ep for ep in registry.endpoints("debugEcho")}
-        assert set(eps) == {"debugEcho@/var/lib/akri/debugEcho.sock", "debugEcho@http://10.0.0.7:10000"}
-        uds = eps["debugEcho@/var/lib/akri/debugEcho.sock"]
+        assert set(eps) == {f"debugEcho@{tmp_path}/debugEcho.sock", "debugEcho@http://10.0.0.7:10000"}
+        uds = eps[f"debugEcho@{tmp_path}/debugEcho.sock"]
         assert (uds.kind, uds.target, uds.shared) == (
             EndpointKind.UDS,
-            "unix:///var/lib/akri/debugEcho.sock",
+            f"unix://{tmp_path}/debugEcho.sock",
             False,
         )
         net = eps["debugEcho@http://10.0.0.7:10000"]
         assert (net.kind, net.target, net.shared) == (EndpointKind.NETWORK, "10.0.0.7:10000", True)
-        assert [ep.uid for ep in registry.endpoints("udev")] == ["udev@/var/lib/akri/udev.sock"]
-        assert events[-1] == (RegistryEvent.REPLACED, "debugEcho@/var/lib/akri/debugEcho.sock")
+        assert [ep.uid for ep in registry.endpoints("udev")] == [f"udev@{tmp_path}/udev.sock"]
+        assert events[-1] == (RegistryEvent.REPLACED, f"debugEcho@{tmp_path}/debugEcho.sock")
 
         async with grpc.aio.insecure_channel(f"unix://{sock}") as channel:
             from akri._proto import discovery_pb2_grpc as pb_grpc
@@ -110,6 +110,13 @@ async def test_serves_registrations_over_the_socket(tmp_path: Path) -> None:
             for bad, field in [
                 (pb.RegisterDiscoveryHandlerRequest(name="", endpoint="/x.sock"), "name"),
                 (pb.RegisterDiscoveryHandlerRequest(name="x", endpoint="relative.sock"), "endpoint"),
+                # a socket outside the handler directory (e.g. the kubelet's): never dialled
+                (
+                    pb.RegisterDiscoveryHandlerRequest(
+                        name="x", endpoint="/var/lib/kubelet/device-plugins/kubelet.sock"
+                    ),
+                    "endpoint",
+                ),
                 (
                     pb.RegisterDiscoveryHandlerRequest(
                         name="x", endpoint="http://nope", endpoint_type=NETWORK

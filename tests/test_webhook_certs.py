@@ -62,3 +62,16 @@ def test_bundle_close_to_expiry_is_not_reused() -> None:
     assert certs.problems(short, NAMES, now=now, renew_before=dt.timedelta(days=1)) == []
     future = certs.generate(NAMES, now=now + dt.timedelta(days=1))
     assert any("not valid before" in p for p in certs.problems(future, NAMES, now=now))
+
+
+def test_key_file_is_owner_only_even_over_a_looser_or_linked_file(tmp_path) -> None:
+    from akri.webhook import bootstrap, certs
+
+    bundle = certs.generate(certs.service_dns_names("akri-webhook", "akri"))
+    outside = tmp_path / "outside"
+    outside.write_text("not a key")
+    (tmp_path / "tls.key").symlink_to(outside)  # a planted link must not be followed
+    _, key = bootstrap.write_files(bundle, tmp_path)
+    assert not key.is_symlink() and outside.read_text() == "not a key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.read_bytes() == bundle.key_pem

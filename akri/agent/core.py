@@ -99,7 +99,7 @@ def embedded_handlers_from_env(env: Mapping[str, str]) -> list[DiscoveryHandler]
     """Embedded debugEcho when ENABLE_DEBUG_ECHO is set (upstream's agent-full), shared per
     DEBUG_ECHO_INSTANCES_SHARED (required then)."""
     handlers: list[DiscoveryHandler] = []
-    if env.get(ENABLE_DEBUG_ECHO_ENV):
+    if ENABLE_DEBUG_ECHO_ENV in env:  # upstream: any value, even empty, enables it
         from akri.discovery.handlers.debug_echo import SHARED_ENV, DebugEchoHandler, parse_shared
 
         handlers.append(DebugEchoHandler(shared=parse_shared(env.get(SHARED_ENV))))

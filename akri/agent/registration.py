@@ -71,8 +71,15 @@ class InvalidRegistration(ValueError):
         self.field = field_name
 
 
-def endpoint_from_request(req: pb.RegisterDiscoveryHandlerRequest) -> HandlerEndpoint:
-    """Validate a RegisterDiscoveryHandlerRequest; InvalidRegistration names the bad field."""
+def endpoint_from_request(
+    req: pb.RegisterDiscoveryHandlerRequest, directory: str | os.PathLike[str] | None = None
+) -> HandlerEndpoint:
+    """Validate a RegisterDiscoveryHandlerRequest; InvalidRegistration names the bad field.
+
+    With `directory`, a unix-socket endpoint must lie inside it (upstream's rule): the agent
+    sends resolved discovery properties (Secret values among them) to the endpoint, so it must
+    not be talked into dialling some other socket in its mounts, such as the kubelet's.
+    """
     name = req.name.strip()
     if not name:
         raise InvalidRegistration("name", "must not be empty")
@@ -86,6 +93,12 @@ def endpoint_from_request(req: pb.RegisterDiscoveryHandlerRequest) -> HandlerEnd
             raise InvalidRegistration(
                 "endpoint", f"a unix socket endpoint must be an absolute path, got {raw!r}"
             )
+        if directory is not None:
+            where = Path(os.path.realpath(directory))
+            if Path(os.path.realpath(path)).parent != where:
+                raise InvalidRegistration(
+                    "endpoint", f"a unix socket endpoint must be a socket in {where}, got {raw!r}"
+                )
         return HandlerEndpoint(name, uid, EndpointKind.UDS, req.shared, raw, f"unix://{path}")
     if req.endpoint_type == pb.RegisterDiscoveryHandlerRequest.NETWORK:
         return HandlerEndpoint(name, uid, EndpointKind.NETWORK, req.shared, raw, network_target(raw))
@@ -183,14 +196,15 @@ class HandlerRegistry:
 
 
 class RegistrationService(pb_grpc.RegistrationServicer):
-    def __init__(self, registry: HandlerRegistry) -> None:
+    def __init__(self, registry: HandlerRegistry, directory: str | os.PathLike[str] | None = None) -> None:
         self.registry = registry
+        self.directory = directory
 
     async def RegisterDiscoveryHandler(
         self, request: pb.RegisterDiscoveryHandlerRequest, context: grpc.aio.ServicerContext
     ) -> pb.Empty:
         try:
-            ep = endpoint_from_request(request)
+            ep = endpoint_from_request(request, self.directory)
         except InvalidRegistration as exc:
             log.warning("rejected handler registration %r: %s", request.name, exc)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -211,7 +225,7 @@ class RegistrationServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         remove_stale_socket(self.socket_path)
         server = grpc.aio.server()
-        pb_grpc.add_RegistrationServicer_to_server(RegistrationService(self.registry), server)
+        pb_grpc.add_RegistrationServicer_to_server(RegistrationService(self.registry, self.directory), server)
         bind_unix(server, self.socket_path, SOCKET_MODE)
         await server.start()
         self._server = server

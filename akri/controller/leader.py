@@ -144,7 +144,9 @@ class LeaderElector:
 
     async def _attempt(self) -> bool:
         try:
-            return await asyncio.wait_for(self.try_acquire_or_renew(), timeout=self.config.retry_period * 2)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation (gh-86296)
+            async with asyncio.timeout(self.config.retry_period * 2):
+                return await self.try_acquire_or_renew()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

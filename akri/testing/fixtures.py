@@ -5,6 +5,8 @@
 They provide the fixtures `apiserver` (async tests: an `ApiServer` in the test's event loop) and
 `apiserver_thread` (sync tests, e.g. the official `kubernetes` client: an `ApiServerThread`). Both
 expose `.url`, `.kubeconfig_path`, `.store` and `stop()`/`start()`; watch bookmarks come every second.
+
+Needs pytest and pytest-asyncio: `pip install 'akri[testing]'`.
 """
 
 from __future__ import annotations

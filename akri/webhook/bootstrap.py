@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -185,7 +186,13 @@ def write_files(bundle: certs.CertBundle, directory: str | os.PathLike[str]) -> 
     root.mkdir(parents=True, exist_ok=True)
     crt, key = root / "tls.crt", root / "tls.key"
     crt.write_bytes(bundle.cert_pem)
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # a fresh 0600 file replaced into place: an existing tls.key keeps neither a looser mode nor a
+    # symlink to somewhere else (O_EXCL|O_NOFOLLOW on the temporary name)
+    tmp = root / f".tls.key.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(bundle.key_pem)
+    os.replace(tmp, key)
     return crt, key

@@ -67,8 +67,8 @@ class OnvifClient:
             token = soap.username_token(credential.username, credential.password or "", created=created)
         self.stats.soap_calls += 1
         try:
-            return await asyncio.wait_for(self._post(url, operation, soap.request(operation, token)),
-                                          self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: gh-86296 on 3.11
+                return await self._post(url, operation, soap.request(operation, token))
         except TimeoutError:
             raise SoapError("timeout", f"no answer within {self.timeout:g} s") from None
 

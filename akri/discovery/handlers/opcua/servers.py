@@ -120,7 +120,8 @@ async def resolves(host: str) -> bool:
     """Whether `host` has an address (IP literals always do); a slow resolver counts as no."""
     loop = asyncio.get_running_loop()
     try:
-        await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT)
+        async with asyncio.timeout(RESOLVE_TIMEOUT):  # not wait_for: gh-86296 on 3.11
+            await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (OSError, ValueError, TimeoutError):  # ValueError: not a valid name (IDNA)
         return False
     return True
