@@ -4,7 +4,7 @@ Two independent derivations of "what the code calls":
 * statically, from the source: every `Kube` / lightkube client call and every `Informer` on a
   resource class, in the modules each component runs, mapped to RBAC verbs;
 * dynamically, for the agent: the real `AgentCore` runs against the API server double with the
-  rendered RBAC (and the agent's ValidatingAdmissionPolicy) enforced in front of it, through
+  rendered RBAC (and the agent's ValidatingAdmissionPolicies) enforced in front of it, through
   a Configuration whose discovery properties read a Secret and a ConfigMap, Instances created,
   a slot claimed and released, devices going away and the Configuration deleted. Nothing may be
   refused, and every verb granted must have been needed.
@@ -262,13 +262,22 @@ def test_http_requests_map_to_rbac_attributes() -> None:
 # --- the agent's admission policy ---------------------------------------------------------------
 
 
+def agent_policies(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every ValidatingAdmissionPolicy in the manifests, compiled with its (one, denying) binding."""
+    policies = {o["metadata"]["name"]: o for o in manifests if o["kind"] == "ValidatingAdmissionPolicy"}
+    bindings = [o for o in manifests if o["kind"] == "ValidatingAdmissionPolicyBinding"]
+    out = {}
+    for name, policy in policies.items():
+        (binding,) = [b for b in bindings if b["spec"]["policyName"] == name]
+        assert binding["spec"]["validationActions"] == ["Deny"]
+        out[name] = admission.Policy(policy, binding)
+    assert len(bindings) == len(policies)
+    return out
+
+
 @pytest.fixture(scope="module")
 def agent_policy(manifests) -> Any:
-    (policy,) = [o for o in manifests if o["kind"] == "ValidatingAdmissionPolicy"]
-    (binding,) = [o for o in manifests if o["kind"] == "ValidatingAdmissionPolicyBinding"]
-    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-    assert binding["spec"]["validationActions"] == ["Deny"]
-    return admission.Policy(policy)
+    return agent_policies(manifests)["akri-agent-configuration-finalizer-only"]
 
 
 AGENT_USER = "system:serviceaccount:akri:akri-agent"
@@ -373,7 +382,7 @@ class Enforcer:
         self.store = store
         self.node_of = node_of
         self.log: list[tuple[str, Any, str]] = []  # (token, request, "allowed" | "forbidden" | "denied")
-        self.admitted_by_policy = 0  # writes a policy applied to and let through
+        self.admitted_by_policy: dict[str, int] = {}  # policy -> writes it applied to and let through
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -388,10 +397,11 @@ class Enforcer:
         if not self.authz.allowed(ns, sa, req):
             self.log.append((token, req, "forbidden"))
             return _status(403, "Forbidden", f'{req} is forbidden: User "system:serviceaccount:{ns}:{sa}"')
-        if request.method in ("PUT", "POST") and req.resource in ("configurations", "instances"):
-            body = json.loads(await request.read())  # aiohttp keeps the body for the handler
+        if request.method in ("PUT", "POST", "DELETE") and req.resource in ("configurations", "instances"):
+            # aiohttp keeps the body for the handler; a DELETE's body is its options, not an object
+            body = json.loads(await request.read()) if request.method != "DELETE" else None
             old = self.store.get_object(req.resource, req.name, req.namespace) if req.name else None
-            operation = "UPDATE" if request.method == "PUT" else "CREATE"
+            operation = {"PUT": "UPDATE", "POST": "CREATE", "DELETE": "DELETE"}[request.method]
             areq = admission.Request(
                 req.group,
                 "v0",
@@ -401,9 +411,15 @@ class Enforcer:
                 {NODE_EXTRA: [self.node_of[token]]},
             )
             for policy in self.policies:
-                failures = policy.evaluate(areq, body, old)
-                if failures is not None:
-                    self.admitted_by_policy += not failures
+                # the deploy/ policies with params take the Configurations of the namespace
+                params = (
+                    self.store.list_objects("configurations", req.namespace)
+                    if policy.param_kind == ("akri.sh/v0", "Configuration")
+                    else None
+                )
+                failures = policy.evaluate(areq, body, old, params)
+                if failures is not None and not failures:
+                    self.admitted_by_policy[policy.name] = self.admitted_by_policy.get(policy.name, 0) + 1
                 if failures:
                     self.log.append((token, req, "denied"))
                     return _status(422, "Invalid", f"ValidatingAdmissionPolicy {policy.name}: {failures}")
@@ -472,9 +488,7 @@ async def enforced_apiserver(objects: list[dict[str, Any]], policies: list[Any],
 
 
 @pytest.mark.slow
-async def test_agent_runs_with_exactly_the_granted_permissions(
-    manifests, agent_policy, tmp_path: Path
-) -> None:
+async def test_agent_runs_with_exactly_the_granted_permissions(manifests, tmp_path: Path) -> None:
     from akri.agent.core import AgentCore, AgentSettings
     from akri.discovery.handlers.debug_echo import DebugEchoHandler
     from akri.kube.api import Kube
@@ -483,7 +497,8 @@ async def test_agent_runs_with_exactly_the_granted_permissions(
     reader = [o for o in yaml.safe_load_all(SECRET_READER.read_text()) if o]
     role = reader[0]["rules"]
     secret_name, cm_name = role[0]["resourceNames"][0], role[1]["resourceNames"][0]
-    async with enforced_apiserver(manifests + reader, [agent_policy], tmp_path) as (
+    policies = agent_policies(manifests)
+    async with enforced_apiserver(manifests + reader, list(policies.values()), tmp_path) as (
         api,
         enforcer,
         kubeconfig,
@@ -592,6 +607,22 @@ async def test_agent_runs_with_exactly_the_granted_permissions(
                 await until(lambda: not instances(), "Instances deleted")
                 availability.write_text("ONLINE")
                 await until(lambda: len(instances()) == 2, "Instances back")
+                # the Configuration's capacity and brokerProperties change: the agent copies them
+                # into its Instances (what the Instance policy lets through)
+                changed = api.store.get_object("configurations", "akri-debug-echo-foo", "default")
+                changed["spec"]["capacity"] = 3
+                changed["spec"]["brokerProperties"] = {"RESOLUTION_WIDTH": "800"}
+                await admin.replace(Configuration, changed, namespace="default")
+
+                def followed() -> bool:
+                    return len(instances()) == 2 and all(
+                        i["spec"]["capacity"] == 3
+                        and i["spec"]["brokerProperties"].get("RESOLUTION_WIDTH") == "800"
+                        and "DEBUG_ECHO_DESCRIPTION" in i["spec"]["brokerProperties"]
+                        for i in instances()
+                    )
+
+                await until(followed, "Instances following the changed Configuration")
                 # the Configuration is deleted: the agent lets go of it
                 await admin.delete(Configuration, "akri-debug-echo-foo", "default")
                 await until(
@@ -602,8 +633,14 @@ async def test_agent_runs_with_exactly_the_granted_permissions(
             await admin.close()
 
     assert enforcer.refused("agent-a") == []
-    # the finalizer add and remove went through the agent's admission policy
-    assert enforcer.admitted_by_policy >= 2
+    # the agent's writes went through its admission policies: the Configuration finalizer added
+    # and removed; Instances created, joined, slots claimed and freed, left, deleted, and
+    # updated to the changed Configuration
+    admitted = enforcer.admitted_by_policy
+    assert admitted["akri-agent-configuration-finalizer-only"] >= 2
+    assert admitted["akri-agent-instance-own-node"] >= 10
+    assert admitted["akri-agent-instance-follows-configuration"] >= 6
+    assert set(admitted) == set(policies)
     used = enforcer.used("agent-a")
     assert used.pop(("", "secrets")) == {"get"}
     assert used.pop(("", "configmaps")) == {"get"}

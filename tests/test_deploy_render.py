@@ -345,8 +345,13 @@ def test_names_that_must_agree_do(overlay) -> None:
     agent = find(objects, "DaemonSet", "akri-agent-daemonset")
     sa = agent["spec"]["template"]["spec"]["serviceAccountName"]
     user = f"system:serviceaccount:{agent['metadata']['namespace']}:{sa}"
-    policy = find(objects, "ValidatingAdmissionPolicy", "akri-agent-configuration-finalizer-only")
-    assert f"'{user}'" in policy["spec"]["matchConditions"][0]["expression"]
+    for name in (
+        "akri-agent-configuration-finalizer-only",
+        "akri-agent-instance-own-node",
+        "akri-agent-instance-follows-configuration",
+    ):
+        policy = find(objects, "ValidatingAdmissionPolicy", name)
+        assert f"'{user}'" in policy["spec"]["matchConditions"][0]["expression"]
     assert f"'{user}'" in hook["matchConditions"][0]["expression"]
 
 

@@ -7,9 +7,13 @@ to it (no Kubernetes CEL library functions), and `Policy` refuses any expression
 compile.
 
 Modelled: matchConstraints.resourceRules (groups, versions, operations, resources; no
-selectors), matchConditions, variables, validations (expression, message, messageExpression).
-Not modelled: paramKind/params, auditAnnotations, the binding's matchResources (the bindings in
-deploy/ have none: they apply the policy everywhere).
+selectors), matchConditions, variables, validations (expression, message, messageExpression),
+paramKind with the binding's paramRef (a selector's matchLabels, parameterNotFoundAction): the
+caller passes the candidate params (objects of paramKind in the request's namespace), the
+policy keeps those the selector picks and, like kube-apiserver, evaluates once per param and
+fails when any evaluation fails.
+Not modelled: auditAnnotations, paramRef.name / matchExpressions, the binding's matchResources
+(the bindings in deploy/ have none: they apply the policy everywhere).
 """
 
 from __future__ import annotations
@@ -59,9 +63,16 @@ def _rule_matches(rule: Mapping[str, Any], req: Request) -> bool:
 class Policy:
     """One ValidatingAdmissionPolicy, compiled."""
 
-    def __init__(self, policy: Mapping[str, Any]) -> None:
+    def __init__(self, policy: Mapping[str, Any], binding: Mapping[str, Any] | None = None) -> None:
         self.name = policy["metadata"]["name"]
         self.spec = policy["spec"]
+        self.param_ref: Mapping[str, Any] = ((binding or {}).get("spec") or {}).get("paramRef") or {}
+        if self.spec.get("paramKind") and not self.param_ref:
+            raise PolicyError(f"policy {self.name} has a paramKind: its binding needs a paramRef")
+        if self.param_ref and (
+            self.param_ref.get("name") or (self.param_ref.get("selector") or {}).get("matchExpressions")
+        ):
+            raise PolicyError(f"policy {self.name}: only paramRef.selector.matchLabels is modelled")
         self._env = celpy.Environment()
         self._programs: dict[str, Any] = {}
         for expr in self.expressions():
@@ -100,14 +111,41 @@ class Policy:
         rules = (self.spec.get("matchConstraints") or {}).get("resourceRules") or []
         return any(_rule_matches(r, req) for r in rules)
 
-    def evaluate(self, req: Request, obj: Any, old: Any) -> list[str] | None:
-        """None when the policy does not apply; else the messages of the failed validations."""
+    @property
+    def param_kind(self) -> tuple[str, str] | None:
+        """(apiVersion, kind) of the params, or None for a policy without them."""
+        kind = self.spec.get("paramKind")
+        return (kind["apiVersion"], kind["kind"]) if kind else None
+
+    def selects(self, param: Mapping[str, Any]) -> bool:
+        wanted = (self.param_ref.get("selector") or {}).get("matchLabels") or {}
+        labels = (param.get("metadata") or {}).get("labels") or {}
+        return all(labels.get(k) == v for k, v in wanted.items())
+
+    def evaluate(self, req: Request, obj: Any, old: Any, params: list[Any] | None = None) -> list[str] | None:
+        """None when the policy does not apply; else the messages of the failed validations.
+
+        `params`: the objects of paramKind the selector may pick (ignored without paramKind)."""
         if not self.matches(req):
             return None
+        if self.param_kind is None:
+            return self._evaluate(req, obj, old, None)
+        chosen = [p for p in params or [] if self.selects(p)]
+        if not chosen:
+            if self.param_ref.get("parameterNotFoundAction") == "Allow":
+                return None
+            return [f"policy {self.name}: no params found"]
+        results = [self._evaluate(req, obj, old, p) for p in chosen]
+        if all(r is None for r in results):
+            return None
+        return list(dict.fromkeys(f for r in results for f in r or []))
+
+    def _evaluate(self, req: Request, obj: Any, old: Any, param: Any) -> list[str] | None:
         activation: dict[str, Any] = {
             "object": celpy.json_to_cel(obj),
             "oldObject": celpy.json_to_cel(old),
             "request": celpy.json_to_cel(req.as_cel()),
+            "params": celpy.json_to_cel(param),
         }
         for cond in self.spec.get("matchConditions") or []:
             if not bool(self._eval(cond["expression"], activation)):
