@@ -99,3 +99,31 @@ async def test_missing_directory_polls(tmp_path):
             target.write_text("x")
 
         await _expect_change(watcher, create)
+
+
+class _ReaderDiesOnce(PathWatcher):
+    """The first inotify reader fails as a read of a broken inotify fd would."""
+
+    died = False
+
+    async def _pump_events(self, ino, queue):
+        if not self.died:
+            self.died = True
+            raise OSError(9, "Bad file descriptor")
+        await super()._pump_events(ino, queue)
+
+
+async def test_a_dead_inotify_reader_wakes_the_waiter_and_is_replaced(tmp_path, caplog):
+    target = tmp_path / "watched"
+    with _ReaderDiesOnce(target, poll_interval=0.02) as watcher:
+        assert watcher.mode == "inotify"
+        # before: the waiter slept forever on a queue nobody fills any more
+        await asyncio.wait_for(watcher.changed(), WAIT)
+        assert watcher.died
+        assert watcher.mode == "poll"
+        failure = [r for r in caplog.records if "inotify reader" in r.getMessage()]
+        assert failure and failure[0].exc_info is not None  # logged with its traceback
+        await _expect_change(watcher, lambda: target.write_text("x"))
+        # the directory is still there, so polling started a fresh inotify watch
+        await _expect_change(watcher, lambda: target.write_text("y"))
+        assert watcher.mode == "inotify"

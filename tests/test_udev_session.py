@@ -163,6 +163,27 @@ def test_udevd_detection_tells_a_live_control_socket_from_a_stale_one(tmp_path: 
     assert choose_source("kernel", control=control) == "kernel"
 
 
+async def test_udevd_probe_runs_off_the_event_loop(tmp_path: Path) -> None:
+    """The handler asks at every resync whether udevd runs; that connect must not hold the loop."""
+    control = str(tmp_path / "control")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(control)
+    listener.listen(1)
+    handler = UdevHandler(udev_control=control)
+    served: list[str] = []
+    try:
+        probe = asyncio.create_task(handler.current_source())
+        # queued after the probe's first step: runs before the probe ends only if the probe
+        # waits for its answer instead of blocking the loop
+        asyncio.get_running_loop().call_soon(lambda: served.append("done" if probe.done() else "pending"))
+        assert await probe == "udev"
+    finally:
+        listener.close()
+    assert served == ["pending"]
+    assert await handler.current_source() == "kernel"  # the stale socket udevd leaves behind
+    assert await UdevHandler(source="udev", udev_control=control).current_source() == "udev"
+
+
 async def test_a_cancelled_consumer_stops_even_when_an_event_arrives_at_that_moment() -> None:
     # the stream's consumer cancels it while an event is being delivered; the cancellation
     # must win (asyncio.wait_for on Python 3.11 would swallow it and keep the stream alive)

@@ -80,6 +80,11 @@ class AgentController:
             asyncio.create_task(self.queue.run(self._handle, self.workers), name="agent-reconcile"),
         ]
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The watch and reconcile tasks (they end only by cancellation; the agent supervises them)."""
+        return list(self._tasks)
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -174,14 +179,25 @@ class AgentController:
             self._known_devices[(ns, found.instance_name)] = found.device
         requeue = await self.reconciler.reconcile(config, snapshot)
         # devices (mounts, properties) may have changed without the Instance changing
+        backing: set[str] = set()
         for inst in self.instances.values():
             if owned_by(inst, config):
+                backing.add(inst["metadata"]["name"])
                 self.queue.add((INSTANCE, ns, inst["metadata"]["name"]))
+        # device ids churn (an ONVIF xaddr with DHCP, a re-plugged udev device): forget the
+        # devices that are neither discovered, held (handler restarting) nor behind an Instance
+        keep = backing | snapshot.held | {found.instance_name for found in snapshot.devices}
+        for key in self._device_keys(ns, name):
+            if key[1] not in keep:
+                del self._known_devices[key]
         return requeue
 
-    async def _forget_config(self, ns: str, name: str) -> None:
+    def _device_keys(self, ns: str, config_name: str) -> list[tuple[str, str]]:
         # Instance names are `<configuration>-<digest>`, the digest without '-'
-        for key in [k for k in self._known_devices if k[0] == ns and k[1].rpartition("-")[0] == name]:
+        return [k for k in self._known_devices if k[0] == ns and k[1].rpartition("-")[0] == config_name]
+
+    async def _forget_config(self, ns: str, name: str) -> None:
+        for key in self._device_keys(ns, name):
             del self._known_devices[key]
         await self.requests.terminate((ns, name))
         self.reconciler.forget((ns, name))
@@ -205,7 +221,8 @@ class AgentController:
         # _known_devices is NOT forgotten here: this item may run on an older event while the
         # Configuration's reconcile (which just recorded the device) is joining the Instance;
         # forgetting it would publish the joined Instance without its device (no free slot
-        # offered) until the next resync. It goes with the Configuration (_forget_config).
+        # offered) until the next resync. It goes with the Configuration's next reconcile (once
+        # neither discovered nor behind an Instance) or with the Configuration (_forget_config).
         return NO_REQUEUE
 
     async def _publish(self, ns: str, name: str, obj: dict[str, Any]) -> None:

@@ -34,6 +34,15 @@ class StartupError(RuntimeError):
     """The agent cannot start with these settings (the message names the setting)."""
 
 
+class TaskFailed(RuntimeError):
+    """A background task of the agent ended on its own (a bug or an unexpected error).
+
+    Its loops catch what they expect, so this means the agent is no longer doing its job:
+    the process ends with a non-zero exit and Kubernetes restarts it (upstream ends the
+    process on any task failure, too).
+    """
+
+
 @dataclass
 class AgentOptions:
     """Everything `akri agent` runs with; `settings` is the cluster side's part."""
@@ -102,15 +111,47 @@ class Agent:
                              "pod resources at %s", opts.settings.node_name,
                              self.core.registration_server.socket_path, opts.device_plugins_dir,
                              opts.pod_resources_socket)
-                    await _until_first(self.core.wait_synced(), stop.wait())
-                    if not stop.is_set():
+                    failed = self._supervise()
+                    await _until_first(self.core.wait_synced(), stop.wait(), asyncio.shield(failed))
+                    if not stop.is_set() and not failed.done():
                         log.info("agent ready: Configurations and Instances synced")
-                        await stop.wait()
+                        await _until_first(stop.wait(), asyncio.shield(failed))
+                    if failed.done():
+                        log.error("agent stopping after a failure; Instances and slot claims stay "
+                                  "for the next agent")
+                        raise failed.result()
                     log.info("agent stopping; Instances and slot claims stay for the next agent")
                 finally:
                     await self.reclaimer.stop()
         finally:
             await self.metrics_server.stop()
+
+    def _background_tasks(self) -> list[asyncio.Task[None]]:
+        tasks = list(self.core.controller.tasks) if self.core.controller is not None else []
+        tasks += [t for t in (self.plugins.task, self.reclaimer.task) if t is not None]
+        return tasks
+
+    def _supervise(self) -> asyncio.Future[TaskFailed]:
+        """A future that gets a `TaskFailed` when any background task ends other than by
+        cancellation (which is how `stop()` ends them)."""
+        failed: asyncio.Future[TaskFailed] = asyncio.get_running_loop().create_future()
+
+        def ended(task: asyncio.Task[None]) -> None:
+            if task.cancelled() or failed.done():
+                return
+            exc = task.exception()
+            if exc is None:
+                log.error("agent task %s ended unexpectedly", task.get_name())
+                error = TaskFailed(f"agent task {task.get_name()} ended unexpectedly")
+            else:
+                log.error("agent task %s failed", task.get_name(), exc_info=exc)
+                error = TaskFailed(f"agent task {task.get_name()} failed: {type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+            failed.set_result(error)
+
+        for task in self._background_tasks():
+            task.add_done_callback(ended)
+        return failed
 
 
 async def _until_first(*aws: Awaitable[object]) -> None:

@@ -45,8 +45,20 @@ class InstanceListener(Protocol):
     async def instance_removed(self, namespace: str, name: str) -> None: ...
 
 
+class ListenerFailed(Exception):
+    """One or more listeners raised; each failure is logged with its traceback where it happened."""
+
+    def __init__(self, message: str, failures: list[BaseException]) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
 class NodeInstances:
-    """The current set plus fan-out to listeners (a failing listener is logged, never fatal)."""
+    """The current set plus fan-out to listeners.
+
+    A failing listener is logged and reported to the caller (`ListenerFailed`), which retries:
+    a change is recorded as delivered only once every listener took it.
+    """
 
     def __init__(self) -> None:
         self._views: dict[tuple[str, str], NodeInstance] = {}
@@ -66,27 +78,50 @@ class NodeInstances:
         return len(self._views)
 
     async def publish(self, view: NodeInstance) -> None:
+        """Tell every listener about `view` unless they all heard this very state already.
+
+        Raises `ListenerFailed` if one failed (after the others ran): the state is then NOT
+        recorded as delivered, so the caller's retry (the work queue's back-off) delivers it
+        again; listeners take a repeated state as a no-op.
+        """
         key = (view.namespace, view.name)
         meta = view.raw.get("metadata") or {}
         config_rv = view.configuration.metadata.resource_version if view.configuration else None
         stamp = (meta.get("resourceVersion"), view.device, config_rv)
         if self._stamps.get(key) == stamp:
             return
-        self._stamps[key] = stamp
+        self._stamps.pop(key, None)  # not delivered until every listener took it
         self._views[key] = view
+        failed: list[BaseException] = []
         for listener in list(self._listeners):
             try:
                 await listener.instance_changed(view)
-            except Exception:
+            except Exception as exc:
                 log.exception("instance listener failed on change of %s/%s", *key)
+                failed.append(exc)
+        if failed:
+            raise ListenerFailed(
+                f"{len(failed)} instance listener(s) failed on change of {key[0]}/{key[1]}", failed)
+        self._stamps[key] = stamp
 
     async def remove(self, namespace: str, name: str) -> None:
+        """Tell every listener `namespace/name` is no longer this node's.
+
+        Raises `ListenerFailed` if one failed; the Instance then stays in the set so that the
+        caller's retry tells the listeners again (and the finalizer stays until they all took it).
+        """
         key = (namespace, name)
-        if self._views.pop(key, None) is None:
+        if key not in self._views:
             return
         self._stamps.pop(key, None)
+        failed: list[BaseException] = []
         for listener in list(self._listeners):
             try:
                 await listener.instance_removed(namespace, name)
-            except Exception:
+            except Exception as exc:
                 log.exception("instance listener failed on removal of %s/%s", *key)
+                failed.append(exc)
+        if failed:
+            raise ListenerFailed(
+                f"{len(failed)} instance listener(s) failed on removal of {namespace}/{name}", failed)
+        self._views.pop(key, None)

@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         sys.modules.setdefault(name, None)  # type: ignore[assignment]  # `import trio` -> ImportError
     import prometheus_client
 
-    from akri.agent.main import StartupError, run_until_signalled
+    from akri.agent.main import StartupError, TaskFailed, run_until_signalled
 
     # `*_created` series double every counter and histogram and nobody queries them
     getattr(prometheus_client, "disable_created_metrics", lambda: None)()
@@ -168,6 +168,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"akri agent: {exc}\n")
         return EXIT_USAGE
     except OSError as exc:  # a port or socket that cannot be bound
+        sys.stderr.write(f"akri agent: {exc}\n")
+        return 1
+    except TaskFailed as exc:  # logged with its traceback; exit so that Kubernetes restarts the agent
         sys.stderr.write(f"akri agent: {exc}\n")
         return 1
     return 0

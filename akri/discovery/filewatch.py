@@ -152,23 +152,43 @@ class PathWatcher:
         if self._pump is None:
             self._pump = asyncio.create_task(self._pump_events(self._inotify, self._events),
                                              name=f"inotify {self.path.parent}")
+            queue = self._events
+            self._pump.add_done_callback(lambda task: self._pump_ended(task, queue))
         kind = "change" if self._pending else await self._events.get()
         self._pending = True
-        if kind != "gone":
+        if kind == "change":
             kind = await self._settle()
         if kind == "gone":
             log.info("%s was removed or moved; polling %s from now on", self.path.parent, self.path)
             self.close()
             self._retry_inotify = True
             self._last = None  # the file went with its directory; report whatever comes next
+        elif kind == "failed":
+            # events may have been lost: report a (maybe spurious) change, poll, and let the
+            # poll loop start a fresh inotify watch
+            self.close()
+            self._retry_inotify = True
+            self._last = _signature(self.path)
         else:
             self._last = _signature(self.path)
         self._pending = False
         return True
 
+    def _pump_ended(self, task: asyncio.Task[None], queue: asyncio.Queue[str]) -> None:
+        """Wake the waiter when the pump dies: else `_events.get()` would wait forever."""
+        if task.cancelled():
+            return  # close(): nobody waits on this watch any more
+        exc = task.exception()
+        if exc is None:
+            return  # it queued "gone" before returning
+        log.error("inotify reader of %s failed; polling until a new watch works", self.path.parent,
+                  exc_info=exc)
+        queue.put_nowait("failed")  # unbounded: cannot be full
+
     async def _settle(self) -> str:
         """Wait until the file has been quiet for `self.settle` seconds (or SETTLE_MAX_SECONDS
-        passed); "gone" if its directory went away meanwhile, else "change"."""
+        passed); "gone"/"failed" if its directory went away or the reader died meanwhile, else
+        "change"."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_MAX_SECONDS
         while (remaining := deadline - loop.time()) > 0:
@@ -177,7 +197,7 @@ class PathWatcher:
                     kind = await self._events.get()
             except TimeoutError:
                 break
-            if kind == "gone":
+            if kind != "change":
                 return kind
         return "change"
 

@@ -79,12 +79,20 @@ class PluginManager:
         log.info("device plugins for node %s in %s (%s)", self.node, self.directory, self._watch.mode)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="akri-plugin-registration")
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The registration loop while started (it ends only by cancellation)."""
+        return self._task
+
     async def stop(self) -> None:
         """Stop every plugin; slots stay claimed (a restarted agent adopts them)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                try:
+                    await self._task
+                except Exception:  # it died earlier; the agent's supervision reported that
+                    log.debug("the registration loop had failed", exc_info=True)
             self._task = None
         if self._watch is not None:
             self._watch.close()

@@ -65,11 +65,19 @@ class SlotReclaimer:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self.run(), name="akri-slot-reclaimer")
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The reclaim loop while started (it ends only by cancellation)."""
+        return self._task
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                try:
+                    await self._task
+                except Exception:  # it died earlier; the agent's supervision reported that
+                    log.debug("the reclaim loop had failed", exc_info=True)
             self._task = None
 
     async def run(self) -> None:

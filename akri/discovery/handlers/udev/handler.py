@@ -30,7 +30,13 @@ import pyudev
 from akri.discovery.device import Device, same_devices
 from akri.discovery.handler import DiscoveryHandler, HandlerSetupError, InvalidDetails, load_details
 from akri.discovery.handlers.udev import matcher
-from akri.discovery.handlers.udev.monitor import MonitorStats, UeventMonitor, choose_source
+from akri.discovery.handlers.udev.monitor import (
+    UDEV_CONTROL,
+    MonitorStats,
+    UeventMonitor,
+    check_source,
+    choose_source_async,
+)
 from akri.discovery.handlers.udev.properties import (
     DEFAULT_PERMISSIONS,
     PERMISSIONS,
@@ -225,29 +231,36 @@ class UdevHandler(DiscoveryHandler):
     shared = False
 
     def __init__(self, *, resync_seconds: float | None = None, source: str = "auto",
-                 sysfs_root: str = "/sys", **_other_handlers_options: Any) -> None:
+                 sysfs_root: str = "/sys", udev_control: str = UDEV_CONTROL,
+                 **_other_handlers_options: Any) -> None:
         """`resync_seconds`: full rescan interval (default: env AKRI_UDEV_RESYNC_SECONDS, else
         300). `source`: uevents from "auto" (udev when systemd-udevd runs, else kernel),
-        "udev" or "kernel". Options meant for other handlers (e.g. debugEcho's) are ignored.
+        "udev" or "kernel". `udev_control`: the socket that tells whether udevd runs. Options
+        meant for other handlers (e.g. debugEcho's) are ignored.
         """
         self.resync_seconds = (resync_seconds if resync_seconds is not None
                                else resync_seconds_from_env(os.environ.get(RESYNC_ENV)))
         if not self.resync_seconds > 0:
             raise HandlerSetupError(f"resync_seconds must be positive, got {self.resync_seconds!r}")
-        choose_source(source)  # reject a bad value now, not on the first request
+        check_source(source)  # reject a bad value now, not on the first request
         self.source = source
+        self.udev_control = udev_control
         self.sysfs_root = sysfs_root
         self.stats = MonitorStats()  # shared by every request's monitor
         self.rescans = 0
         self.source_in_use: str | None = None  # where the latest request reads events from
 
-    def _reopen(self, monitor: UeventMonitor, loop: asyncio.AbstractEventLoop) -> UeventMonitor:
+    async def current_source(self) -> str:
+        """Where events should come from now; the udevd probe runs off the event loop."""
+        return await choose_source_async(self.source, control=self.udev_control)
+
+    def _reopen(self, monitor: UeventMonitor, source: str, loop: asyncio.AbstractEventLoop) -> UeventMonitor:
         """A monitor for the source to use now: udevd started or stopped, or the socket broke.
 
         Events may have been missed meanwhile; the caller rescans.
         """
         try:
-            fresh = UeventMonitor(choose_source(self.source), stats=self.stats)
+            fresh = UeventMonitor(source, stats=self.stats)
         except OSError as exc:
             log.error("udev: cannot open a uevent socket (%s); retrying at the next rescan", exc)
             monitor.failed = True
@@ -273,7 +286,7 @@ class UdevHandler(DiscoveryHandler):
         session = UdevSession(parsed, options, sysfs_root=self.sysfs_root)
         loop = asyncio.get_running_loop()
         # Subscribe before the first enumeration, so nothing happens unseen in between.
-        source = choose_source(self.source)
+        source = await self.current_source()
         monitor = UeventMonitor(source, stats=self.stats)
         monitor.attach(loop)
         self.source_in_use = source
@@ -290,8 +303,11 @@ class UdevHandler(DiscoveryHandler):
                 if batch:
                     rescan = session.apply_events(batch) or rescan
                 if rescan:
-                    if monitor.failed or (batch is None and choose_source(self.source) != monitor.source):
-                        monitor = self._reopen(monitor, loop)
+                    # udevd started or stopped? asked at a resync only (a connect per event is too many)
+                    recheck = monitor.failed or batch is None
+                    source = await self.current_source() if recheck else monitor.source
+                    if monitor.failed or source != monitor.source:
+                        monitor = self._reopen(monitor, source, loop)
                     try:
                         session.matched = await asyncio.to_thread(session.scan, parsed.rules)
                         self.rescans += 1

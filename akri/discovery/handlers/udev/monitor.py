@@ -55,12 +55,28 @@ def udevd_running(control: str = UDEV_CONTROL) -> bool:
         probe.close()
 
 
+def check_source(requested: str) -> None:
+    """Reject anything but auto, kernel or udev (without probing udevd)."""
+    if requested not in ("auto", SOURCE_KERNEL, SOURCE_UDEV):
+        raise ValueError(f"uevent source must be auto, kernel or udev, not {requested!r}")
+
+
 def choose_source(requested: str = "auto", *, control: str = UDEV_CONTROL) -> str:
-    """`auto` -> `udev` when udevd runs, else `kernel`; an explicit source is kept."""
+    """`auto` -> `udev` when udevd runs, else `kernel`; an explicit source is kept.
+
+    Probes udevd's socket synchronously: on the event loop use `choose_source_async`.
+    """
+    check_source(requested)
     if requested == "auto":
         return SOURCE_UDEV if udevd_running(control) else SOURCE_KERNEL
-    if requested not in (SOURCE_KERNEL, SOURCE_UDEV):
-        raise ValueError(f"uevent source must be auto, kernel or udev, not {requested!r}")
+    return requested
+
+
+async def choose_source_async(requested: str = "auto", *, control: str = UDEV_CONTROL) -> str:
+    """`choose_source` with the udevd probe (a connect that may wait) off the event loop."""
+    check_source(requested)
+    if requested == "auto":
+        return SOURCE_UDEV if await asyncio.to_thread(udevd_running, control) else SOURCE_KERNEL
     return requested
 
 
