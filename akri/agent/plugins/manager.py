@@ -21,7 +21,6 @@ runs every `resync_interval` regardless, in case an event was missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -35,6 +34,7 @@ from akri.agent.plugins.instance_plugin import InstancePlugin
 from akri.agent.plugins.slot_store import SlotStore
 from akri.agent.plugins.socket_watch import DirectoryWatch
 from akri.agent.plugins.view import InstanceView
+from akri.runtime import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,8 @@ class PluginManager:
 
     async def stop(self) -> None:
         """Stop every plugin; slots stay claimed (a restarted agent adopts them)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                try:
-                    await self._task
-                except Exception:  # it died earlier; the agent's supervision reported that
-                    log.debug("the registration loop had failed", exc_info=True)
-            self._task = None
+        await stop_task(self._task, "the registration loop")
+        self._task = None
         if self._watch is not None:
             self._watch.close()
             self._watch = None

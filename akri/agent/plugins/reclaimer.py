@@ -15,7 +15,6 @@ restart, which slot backs which kubelet id is rebuilt from this list.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -29,6 +28,7 @@ from akri._proto import podresources_pb2 as pr
 from akri._proto import podresources_pb2_grpc as pr_grpc
 from akri.agent.plugins.base import DevicePluginBase
 from akri.model.constants import AKRI_PREFIX
+from akri.runtime import stop_task
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,8 @@ class SlotReclaimer:
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                try:
-                    await self._task
-                except Exception:  # it died earlier; the agent's supervision reported that
-                    log.debug("the reclaim loop had failed", exc_info=True)
-            self._task = None
+        await stop_task(self._task, "the reclaim loop")
+        self._task = None
 
     async def run(self) -> None:
         while True:
