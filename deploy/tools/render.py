@@ -348,109 +348,18 @@ def _strip_directives(value: Any) -> Any:
     return value
 
 
-# --- JSON patch (RFC 6902) ---------------------------------------------------------------------
-
-
-def _pointer(path: str, where: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise RenderError(f"{where}: JSON pointer {path!r} must start with '/'")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _container(doc: Any, tokens: list[str], where: str) -> tuple[Any, str]:
-    node = doc
-    for token in tokens[:-1]:
-        node = _child(node, token, where)
-    return node, tokens[-1]
-
-
-def _child(node: Any, token: str, where: str) -> Any:
-    if isinstance(node, dict):
-        if token not in node:
-            raise RenderError(f"{where}: path element {token!r} does not exist")
-        return node[token]
-    if isinstance(node, list):
-        return node[_index(node, token, where, allow_end=False)]
-    raise RenderError(f"{where}: cannot descend into a {type(node).__name__} at {token!r}")
-
-
-def _index(node: list[Any], token: str, where: str, *, allow_end: bool) -> int:
-    if token == "-" and allow_end:
-        return len(node)
-    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
-        raise RenderError(f"{where}: {token!r} is not an array index")
-    i = int(token)
-    if i > len(node) or (i == len(node) and not allow_end):
-        raise RenderError(f"{where}: index {i} is out of range (length {len(node)})")
-    return i
-
-
-def _get(doc: Any, path: str, where: str) -> Any:
-    node = doc
-    for token in _pointer(path, where):
-        node = _child(node, token, where)
-    return node
-
-
-def _add(doc: Any, path: str, value: Any, where: str) -> Any:
-    tokens = _pointer(path, where)
-    if not tokens:
-        return value
-    parent, last = _container(doc, tokens, where)
-    if isinstance(parent, dict):
-        parent[last] = value
-    elif isinstance(parent, list):
-        parent.insert(_index(parent, last, where, allow_end=True), value)
-    else:
-        raise RenderError(f"{where}: cannot add to a {type(parent).__name__}")
-    return doc
-
-
-def _remove(doc: Any, path: str, where: str) -> Any:
-    tokens = _pointer(path, where)
-    if not tokens:
-        raise RenderError(f"{where}: cannot remove the whole document")
-    parent, last = _container(doc, tokens, where)
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise RenderError(f"{where}: {path} does not exist")
-        return parent.pop(last)
-    if isinstance(parent, list):
-        return parent.pop(_index(parent, last, where, allow_end=False))
-    raise RenderError(f"{where}: cannot remove from a {type(parent).__name__}")
+# --- JSON patch (RFC 6902): the API double's implementation, errors as RenderError --------------
 
 
 def json_patch(document: Any, operations: list[dict[str, Any]], *, where: str = "JSON patch") -> Any:
     """Apply RFC 6902 operations to a copy of `document`; a failed `test` is an error."""
-    doc = copy.deepcopy(document)
-    for n, op in enumerate(operations):
-        at = f"{where}[{n}]"
-        kind, path = op.get("op"), op.get("path")
-        if not isinstance(path, str):
-            raise RenderError(f"{at}: `path` is required")
-        if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op["value"]), at)
-        elif kind == "remove":
-            _remove(doc, path, at)
-        elif kind == "replace":
-            _get(doc, path, at)  # the target must exist
-            if _pointer(path, at):
-                _remove(doc, path, at)
-            doc = _add(doc, path, copy.deepcopy(op["value"]), at)
-        elif kind == "move":
-            value = _remove(doc, op["from"], at)
-            doc = _add(doc, path, value, at)
-        elif kind == "copy":
-            doc = _add(doc, path, copy.deepcopy(_get(doc, op["from"], at)), at)
-        elif kind == "test":
-            actual = _get(doc, path, at)
-            if actual != op.get("value"):
-                raise RenderError(f"{at}: test failed at {path}: {actual!r} != {op.get('value')!r}")
-        else:
-            raise RenderError(f"{at}: unknown op {kind!r}")
-    return doc
+    from akri.testing.apiserver.errors import ApiError
+    from akri.testing.apiserver.patch import json_patch as apply
+
+    try:
+        return apply(document, operations)
+    except ApiError as exc:
+        raise RenderError(f"{where}: {exc.message}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -170,7 +170,7 @@ def _list_index(container: list[Any], token: str, *, allow_end: bool) -> int:
         raise JsonPatchError(f"invalid array index {token!r}")
     index = int(token)
     if index > len(container) or (index == len(container) and not allow_end):
-        raise JsonPatchError(f"array index {index} out of bounds")
+        raise JsonPatchError(f"array index {index} out of range (length {len(container)})")
     return index
 
 
@@ -179,7 +179,7 @@ def _resolve(doc: Any, tokens: list[str]) -> Any:
     for token in tokens:
         if isinstance(cur, dict):
             if token not in cur:
-                raise JsonPatchError(f"missing key {token!r}")
+                raise JsonPatchError(f"path element {token!r} does not exist")
             cur = cur[token]
         elif isinstance(cur, list):
             cur = cur[_list_index(cur, token, allow_end=False)]
@@ -222,7 +222,7 @@ def _remove(doc: Any, tokens: list[str]) -> tuple[Any, Any]:
     last = tokens[-1]
     if isinstance(parent, dict):
         if last not in parent:
-            raise JsonPatchError(f"missing key {last!r}")
+            raise JsonPatchError(f"path element {last!r} does not exist")
         return doc, parent.pop(last)
     if isinstance(parent, list):
         return doc, parent.pop(_list_index(parent, last, allow_end=False))
