@@ -44,37 +44,36 @@ def _b64(value: str, where: str, index: int, prop: str) -> bytes:
         raise UnsolvableProperty(index, prop, f"{where} is not valid base64: {exc}") from None
 
 
+def _absent(sel: KeySelector, index: int, prop: str, problem: str) -> Any:
+    """What a missing object or key means: left out when the selector is optional, else an error."""
+    if sel.is_optional:
+        return _MISSING
+    raise UnsolvableProperty(index, prop, problem)
+
+
 async def _from_secret(kube: Kube, sel: KeySelector, index: int, prop: str) -> Any:
     secret = await kube.get_or_none(Secret, sel.name, sel.namespace)
     where = f"Secret {sel.namespace}/{sel.name}"
     if secret is None:
-        if sel.is_optional:
-            return _MISSING
-        raise UnsolvableProperty(index, prop, f"{where} not found")
+        return _absent(sel, index, prop, f"{where} not found")
     data = secret.data or {}
     if sel.key in data:
         return _b64(data[sel.key], f"{where} key {sel.key!r}", index, prop)
-    if sel.is_optional:
-        return _MISSING
-    raise UnsolvableProperty(index, prop, f"{where} has no key {sel.key!r}")
+    return _absent(sel, index, prop, f"{where} has no key {sel.key!r}")
 
 
 async def _from_config_map(kube: Kube, sel: KeySelector, index: int, prop: str) -> Any:
     cm = await kube.get_or_none(ConfigMap, sel.name, sel.namespace)
     where = f"ConfigMap {sel.namespace}/{sel.name}"
     if cm is None:
-        if sel.is_optional:
-            return _MISSING
-        raise UnsolvableProperty(index, prop, f"{where} not found")
+        return _absent(sel, index, prop, f"{where} not found")
     data = cm.data or {}
     if sel.key in data:
         return data[sel.key].encode("utf-8")
     binary = cm.binaryData or {}
     if sel.key in binary:
         return _b64(binary[sel.key], f"{where} binaryData key {sel.key!r}", index, prop)
-    if sel.is_optional:
-        return _MISSING
-    raise UnsolvableProperty(index, prop, f"{where} has no key {sel.key!r}")
+    return _absent(sel, index, prop, f"{where} has no key {sel.key!r}")
 
 
 async def _resolve_one(kube: Kube, index: int, prop: DiscoveryProperty) -> Any:
