@@ -18,7 +18,7 @@ from typing import Any
 from akri.model._parse import Reader
 from akri.model.constants import CONFIGURATION_KIND, DEFAULT_NAMESPACE, GROUP_VERSION
 from akri.model.errors import ValidationError, join_path
-from akri.model.meta import ObjectMetadata
+from akri.model.meta import AkriObject, ObjectMetadata
 
 BROKER_POD_SPEC = "brokerPodSpec"
 BROKER_JOB_SPEC = "brokerJobSpec"
@@ -140,55 +140,18 @@ def spec_to_dict(spec: ConfigurationSpec) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Configuration:
+class Configuration(AkriObject):
     metadata: ObjectMetadata
     spec: ConfigurationSpec
     api_version: str = GROUP_VERSION
     kind: str = CONFIGURATION_KIND
 
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def uid(self) -> str | None:
-        return self.metadata.uid
-
-    @property
-    def generation(self) -> int | None:
-        return self.metadata.generation
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> Configuration:
-        """Read a whole Configuration object; ValidationError lists every problem."""
-        reader = Reader()
-        if not isinstance(obj, dict):
-            reader.mapping(obj, "")
-            reader.raise_if_errors()
-        api_version = reader.string(obj, "apiVersion", "", default=GROUP_VERSION)
-        kind = reader.string(obj, "kind", "", default=CONFIGURATION_KIND)
-        if kind != CONFIGURATION_KIND:
-            reader.error("kind", f"expected {CONFIGURATION_KIND!r}, got {kind!r}")
-        metadata = ObjectMetadata.read(reader, obj.get("metadata"))
-        spec = read_configuration_spec(reader, obj.get("spec"), "spec")
-        reader.raise_if_errors()
-        assert metadata is not None and spec is not None  # no errors recorded
-        return cls(metadata=metadata, spec=spec, api_version=api_version or GROUP_VERSION)
+    KIND = CONFIGURATION_KIND
+    # read_configuration_spec is defined further down: look it up when called
+    read_spec = staticmethod(lambda reader, spec, path: read_configuration_spec(reader, spec, path))
 
     def spec_to_dict(self) -> dict[str, Any]:
         return self.spec.to_dict()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "apiVersion": self.api_version,
-            "kind": self.kind,
-            "metadata": self.metadata.to_dict(),
-            "spec": self.spec.to_dict(),
-        }
 
 
 def parse_configuration_spec(spec: Any, path: str = "spec") -> ConfigurationSpec:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from akri.model._parse import Reader
 from akri.model.constants import GROUP_VERSION, INSTANCE_KIND
-from akri.model.meta import ObjectMetadata
+from akri.model.meta import AkriObject, ObjectMetadata
 from akri.model.usage import Usage, slot_vector
 
 
@@ -76,40 +75,11 @@ def read_instance_spec(reader: Reader, value: Any, path: str) -> InstanceSpec | 
 
 
 @dataclass(frozen=True)
-class Instance:
+class Instance(AkriObject):
     metadata: ObjectMetadata
     spec: InstanceSpec
     api_version: str = GROUP_VERSION
     kind: str = INSTANCE_KIND
 
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @classmethod
-    def from_dict(cls, obj: Any) -> Instance:
-        reader = Reader()
-        if not isinstance(obj, dict):
-            reader.mapping(obj, "")
-            reader.raise_if_errors()
-        kind = reader.string(obj, "kind", "", default=INSTANCE_KIND)
-        if kind != INSTANCE_KIND:
-            reader.error("kind", f"expected {INSTANCE_KIND!r}, got {kind!r}")
-        api_version = reader.string(obj, "apiVersion", "", default=GROUP_VERSION)
-        metadata = ObjectMetadata.read(reader, obj.get("metadata"))
-        spec = read_instance_spec(reader, obj.get("spec"), "spec")
-        reader.raise_if_errors()
-        assert metadata is not None and spec is not None
-        return cls(metadata=metadata, spec=spec, api_version=api_version or GROUP_VERSION)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "apiVersion": self.api_version,
-            "kind": self.kind,
-            "metadata": copy.deepcopy(self.metadata.to_dict()),
-            "spec": self.spec.to_dict(),
-        }
+    KIND = INSTANCE_KIND
+    read_spec = staticmethod(read_instance_spec)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from akri.model._parse import Reader
-from akri.model.constants import DEFAULT_NAMESPACE
+from akri.model.constants import DEFAULT_NAMESPACE, GROUP_VERSION
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,63 @@ class ObjectMetadata:
         if self.owner_references:
             out["ownerReferences"] = copy.deepcopy(self.owner_references)
         return out
+
+
+class AkriObject:
+    """What Configuration and Instance share: metadata accessors, the whole-object envelope
+    (apiVersion, kind, metadata, spec) read with every problem listed, and serialisation.
+
+    Subclasses are frozen dataclasses with fields `metadata`, `spec`, `api_version`, `kind`
+    and set KIND and `read_spec(reader, spec, path)`.
+    """
+
+    KIND: str
+    metadata: ObjectMetadata
+    spec: Any
+    api_version: str
+    kind: str
+
+    @staticmethod
+    def read_spec(reader: Reader, spec: Any, path: str) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def uid(self) -> str | None:
+        return self.metadata.uid
+
+    @property
+    def generation(self) -> int | None:
+        return self.metadata.generation
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> Any:
+        """Read a whole object; ValidationError lists every problem with its field path."""
+        reader = Reader()
+        if not isinstance(obj, dict):
+            reader.mapping(obj, "")
+            reader.raise_if_errors()
+        api_version = reader.string(obj, "apiVersion", "", default=GROUP_VERSION)
+        kind = reader.string(obj, "kind", "", default=cls.KIND)
+        if kind != cls.KIND:
+            reader.error("kind", f"expected {cls.KIND!r}, got {kind!r}")
+        metadata = ObjectMetadata.read(reader, obj.get("metadata"))
+        spec = cls.read_spec(reader, obj.get("spec"), "spec")
+        reader.raise_if_errors()
+        assert metadata is not None and spec is not None  # no errors recorded
+        return cls(metadata=metadata, spec=spec, api_version=api_version or GROUP_VERSION)  # type: ignore[call-arg]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": copy.deepcopy(self.metadata.to_dict()),
+            "spec": self.spec.to_dict(),
+        }
