@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
 import pytest
+from e2e.procs import spawn_debug_echo_handler
 
 from akri._proto import discovery_pb2 as pb
 from akri._proto import discovery_pb2_grpc as pb_grpc
@@ -344,26 +342,11 @@ async def test_not_settled_until_first_lists_or_timeouts(tmp_path: Path) -> None
         await until(lambda: len(notified) > count, what="notification")
 
 
-def spawn_handler(directory: Path, availability: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DISCOVERY_HANDLERS_DIRECTORY": str(directory),
-        "DEBUG_ECHO_INSTANCES_SHARED": "true",
-        "DEBUG_ECHO_AVAILABILITY_FILE": str(availability),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "akri", "handler", "debugEcho"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 async def test_standalone_handler_dies_is_dropped_and_is_used_again(tmp_path: Path) -> None:
     timings = RequestTimings(first_list_timeout=10.0, hold_seconds=30.0, reconnect_timeout=0.5)
     async with agent_side(tmp_path, timings) as (registry, requests, _, _):
         request = await requests.ensure(configuration())
-        proc = spawn_handler(tmp_path, tmp_path / "avail")
+        proc = spawn_debug_echo_handler(tmp_path, tmp_path / "avail")
         try:
             snap = await until(
                 lambda: (s := request.snapshot()).settled and s.devices and s,
@@ -381,7 +364,7 @@ async def test_standalone_handler_dies_is_dropped_and_is_used_again(tmp_path: Pa
             snap = request.snapshot()
             assert not snap.devices and sorted(snap.held) == names  # kept while it may come back
 
-            proc = spawn_handler(tmp_path, tmp_path / "avail")
+            proc = spawn_debug_echo_handler(tmp_path, tmp_path / "avail")
             snap = await until(
                 lambda: (s := request.snapshot()).devices and not s.held and s,
                 limit=20,

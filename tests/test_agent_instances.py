@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import kubernetes
 import pytest
+from e2e.procs import spawn_debug_echo_handler
 
 from akri.agent.core import AgentCore, AgentSettings
 from akri.agent.node_instances import NodeInstance
@@ -298,28 +296,13 @@ async def test_agent_restart_keeps_the_same_instances(tmp_path: Path) -> None:
         }
 
 
-def spawn_handler(directory: Path, availability: Path, shared: bool) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DISCOVERY_HANDLERS_DIRECTORY": str(directory),
-        "DEBUG_ECHO_INSTANCES_SHARED": "true" if shared else "false",
-        "DEBUG_ECHO_AVAILABILITY_FILE": str(availability),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "akri", "handler", "debugEcho"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 async def test_handler_restart_keeps_local_instances(tmp_path: Path) -> None:
     """A standalone handler process is killed and started again: upstream deletes and re-creates
     the Instances; here they stay (same uids) and the handler's endpoint is used again."""
     async with ApiServer() as api:
         api.store.create_object("configurations", configuration_body(), namespace="default")
         async with agent(api, tmp_path, "node-a", embedded=False, hold=30.0) as core:
-            proc = spawn_handler(tmp_path / "node-a", tmp_path / "avail", shared=False)
+            proc = spawn_debug_echo_handler(tmp_path / "node-a", tmp_path / "avail", shared=False)
             try:
                 first = await until(lambda: len(i := instances(api)) == 2 and i, limit=20, what="instances")
                 proc.send_signal(signal.SIGKILL)
@@ -327,7 +310,7 @@ async def test_handler_restart_keeps_local_instances(tmp_path: Path) -> None:
                 await until(lambda: not core.registry.endpoints("debugEcho"), what="endpoint dropped")
                 await asyncio.sleep(0.5)
                 assert set(instances(api)) == set(first)
-                proc = spawn_handler(tmp_path / "node-a", tmp_path / "avail", shared=False)
+                proc = spawn_debug_echo_handler(tmp_path / "node-a", tmp_path / "avail", shared=False)
                 await until(lambda: core.registry.endpoints("debugEcho"), limit=20, what="registered again")
                 await until(
                     lambda: (s := core.requests.get(("default", CONFIG)).snapshot()).devices and not s.held,

@@ -7,12 +7,11 @@ applied to Instances) is admitted; a compromised node's writes to what is not it
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.deploy_tools import load_tool
 
 from akri.agent.discovery_requests import DiscoveredDevice
 from akri.agent.instances import join, leave, new_instance
@@ -20,26 +19,14 @@ from akri.discovery.device import Device
 from akri.model.configuration import Configuration
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / "deploy" / "tools"
 AGENT = "system:serviceaccount:akri:akri-agent"
 NODE_EXTRA = "authentication.kubernetes.io/node-name"
 OWN = "akri-agent-instance-own-node"
 FOLLOWS = "akri-agent-instance-follows-configuration"
 
 
-def _tool(name: str) -> Any:
-    full = f"akri_deploy_tools_{name}"
-    if full not in sys.modules:
-        spec = importlib.util.spec_from_file_location(full, TOOLS / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[full] = module
-        spec.loader.exec_module(module)
-    return sys.modules[full]
-
-
-admission = _tool("admission")
-render = _tool("render")
+admission = load_tool("admission")
+render = load_tool("render")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import contextlib
 import importlib
 import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -28,22 +27,11 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
+from e2e.deploy_tools import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / "deploy" / "tools"
 OVERLAY = ROOT / "deploy" / "overlays" / "kubernetes"
 SECRET_READER = ROOT / "deploy" / "examples" / "agent-reads-discovery-secret.yaml"
-
-
-def load_tool(name: str) -> ModuleType:
-    full = f"akri_deploy_tools_{name}"
-    if full not in sys.modules:
-        spec = importlib.util.spec_from_file_location(full, TOOLS / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[full] = module
-        spec.loader.exec_module(module)
-    return sys.modules[full]
 
 
 render = load_tool("render")

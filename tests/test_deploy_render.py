@@ -8,20 +8,18 @@ its `kubectl kustomize` must produce the very same objects. Schemas come from th
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from e2e.deploy_tools import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -30,17 +28,6 @@ COMPONENTS = sorted(p.name for p in (DEPLOY / "components").iterdir() if p.is_di
 HANDLER_COMPONENTS = ["debug-echo", "onvif", "opcua", "udev"]
 K8S_VERSION = "1.33.0"
 KUBECTL = shutil.which("kubectl")
-
-
-def load_tool(name: str) -> ModuleType:
-    full = f"akri_deploy_tools_{name}"
-    if full not in sys.modules:
-        spec = importlib.util.spec_from_file_location(full, DEPLOY / "tools" / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[full] = module
-        spec.loader.exec_module(module)
-    return sys.modules[full]
 
 
 render = load_tool("render")

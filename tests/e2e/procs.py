@@ -285,3 +285,19 @@ class ProcessGroup:
     def logs(self) -> str:
         """Every log of the run, for a failure message."""
         return "\n".join(f"===== {p.log.name}\n{p.text()[-6000:]}" for p in self.started)
+
+
+def spawn_debug_echo_handler(directory: Path, availability: Path, *, shared: bool = True) -> subprocess.Popen:
+    """A bare `akri handler debugEcho` process (no log file), for tests that kill and restart it."""
+    env = {
+        **os.environ,
+        "DISCOVERY_HANDLERS_DIRECTORY": str(directory),
+        "DEBUG_ECHO_INSTANCES_SHARED": "true" if shared else "false",
+        "DEBUG_ECHO_AVAILABILITY_FILE": str(availability),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "akri", "handler", "debugEcho"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
