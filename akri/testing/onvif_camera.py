@@ -306,7 +306,18 @@ class FakeCamera:
     # ------------------------------------------------------------ WS-Discovery
 
     def send(self, data: bytes, to: tuple[str, int]) -> None:
-        assert self._transport is not None
+        """Send from the camera's own address, as a real camera does: with a wildcard-bound
+        discovery socket the kernel would pick the interface's first address, which for a
+        second camera address in one namespace is not the camera's (the handler sends
+        credentials only to an XAddr on the host an announcement came from)."""
+        assert self._transport is not None and self._sock is not None
+        if self.discovery_bind[0] == "0.0.0.0" and _is_ipv4(self.host):
+            pktinfo = struct.pack("=i4s4s", 0, socket.inet_aton(self.host), b"\0" * 4)
+            try:
+                self._sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0, to)
+                return
+            except OSError:
+                pass  # the address is not (yet) ours: let the kernel choose
         self._transport.sendto(data, to)
 
     def _announce_to(self, to: tuple[str, int] | None) -> tuple[str, int]:
@@ -400,6 +411,17 @@ class _Responder(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.camera.answer_probe(data, addr)
+
+
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux's value; the constant is missing before Python 3.12
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        socket.inet_aton(text)
+    except OSError:
+        return False
+    return text.count(".") == 3
 
 
 def _emit(event: str, **fields: Any) -> None:

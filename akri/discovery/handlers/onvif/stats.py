@@ -29,7 +29,9 @@ class OnvifStats:
     skipped: Counter[str] = field(default_factory=Counter)       # bad datagrams, by reason
     soap_calls: int = 0
     soap_failed: Counter[str] = field(default_factory=Counter)   # failed SOAP calls, by reason
+    credentials_withheld: int = 0  # signed calls not made: the XAddr is not on the announcer's host
     _last_warning: float = field(default=0.0, repr=False)
+    _withheld_warned: set[str] = field(default_factory=set, repr=False)
 
     def skip(self, reason: str, source: Any, message: str) -> None:
         """Count a datagram (or endpoint) that was dropped, and say why."""
@@ -45,6 +47,19 @@ class OnvifStats:
             log.debug("%s", text)
         else:
             self._report(text + f"; {sum(self.soap_failed.values())} failed calls so far")
+
+    def withhold_credentials(self, url: str, source: str | None) -> None:
+        """Count a call that goes out unsigned because `url` is not on the announcing host."""
+        self.credentials_withheld += 1
+        text = (f"not sending credentials to {url}: it was announced from {source or 'an unknown address'}, "
+                f"not from that host (anyone can announce a camera's UUID); its IP and MAC stay unknown")
+        # once per URL (bounded like the tracker's known cameras), not rate-limited with the
+        # garbage warnings: an operator wondering why credentials are not used must see it
+        if url not in self._withheld_warned and len(self._withheld_warned) < 1024:
+            self._withheld_warned.add(url)
+            log.warning("onvif: %s", text)
+        else:
+            log.debug("%s", text)
 
     def _report(self, text: str) -> None:
         log.debug("%s", text)
@@ -64,6 +79,7 @@ class OnvifStats:
             "skipped": dict(self.skipped),
             "soap_calls": self.soap_calls,
             "soap_failed": dict(self.soap_failed),
+            "credentials_withheld": self.credentials_withheld,
         }
 
 

@@ -10,6 +10,13 @@ camera that stops answering is dropped at the next round, one that says Bye at o
 
 An evaluation applies only if its Candidate is still the current one for that XAddr: a Bye
 or a newer Hello during a round wins over the round's older view.
+
+Credentials go only to an XAddr on the host the announcement came from. WS-Discovery is
+unauthenticated multicast: anyone on the segment can announce a camera's UUID with an XAddr of
+their own, and a WS-UsernameToken digest sent there can be cracked offline (upstream sends it
+anyway). A camera announces its own address, so the rule costs real cameras nothing; one that
+names another host is still reported, without the credential-only details (IP, MAC), and the
+withheld call is counted in `stats.credentials_withheld`.
 """
 
 from __future__ import annotations
@@ -17,16 +24,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit
 
 from akri.discovery.device import Device
 from akri.discovery.filters import FilterList, execute_filter
 from akri.discovery.handlers.onvif.client import OnvifClient
-from akri.discovery.handlers.onvif.credentials import CredentialStore
+from akri.discovery.handlers.onvif.credentials import Credential, CredentialStore
 from akri.discovery.handlers.onvif.details import OnvifDetails
 from akri.discovery.handlers.onvif.soap import NetworkInfo, SoapError
 from akri.discovery.handlers.onvif.stats import OnvifStats
@@ -58,6 +67,19 @@ class Candidate:
     xaddr: str
     uuid: str
     scopes: tuple[str, ...]
+    source: str | None = None  # IP address the announcement or probe answer came from
+
+
+def xaddr_on_source(xaddr: str, source: str | None) -> bool:
+    """True when `xaddr`'s host is the IP address `source` (a name never matches: it could
+    resolve anywhere)."""
+    if source is None:
+        return False
+    try:
+        host = urlsplit(xaddr).hostname
+        return host is not None and ipaddress.ip_address(host) == ipaddress.ip_address(source)
+    except ValueError:
+        return False
 
 
 class _Dead:
@@ -103,15 +125,16 @@ class CameraTracker:
 
     # ------------------------------------------------------------ learning about cameras
 
-    def learn(self, endpoint: Endpoint) -> list[Candidate]:
-        """Record the endpoint's XAddrs as current candidates; returns the new Candidates."""
+    def learn(self, endpoint: Endpoint, source: str | None = None) -> list[Candidate]:
+        """Record the endpoint's XAddrs as current candidates (announced from IP `source`);
+        returns the new Candidates."""
         uuid = endpoint.uuid
         learned = []
         for xaddr in endpoint.xaddrs:
             if xaddr not in self.known and len(self.known) >= self.max_known:
                 self.stats.skip("too-many-cameras", xaddr, f"already tracking {self.max_known} addresses")
                 continue
-            candidate = Candidate(xaddr, uuid, endpoint.scopes)
+            candidate = Candidate(xaddr, uuid, endpoint.scopes, source)
             self.known[xaddr] = candidate
             learned.append(candidate)
         return learned
@@ -126,13 +149,21 @@ class CameraTracker:
             changed |= self.reported.pop(xaddr, None) is not None
         return changed
 
+    def credential_for(self, candidate: Candidate) -> Credential | None:
+        """The credential to sign calls to `candidate` with: only on the announcer's own host."""
+        credential = self.credentials.get(candidate.uuid)
+        if credential is None or xaddr_on_source(candidate.xaddr, candidate.source):
+            return credential
+        self.stats.withhold_credentials(candidate.xaddr, candidate.source)
+        return None
+
     # ------------------------------------------------------------ evaluating one camera
 
     async def _alive(self, candidate: Candidate) -> dt.datetime | _Dead | None:
         try:
             return await self.client.get_system_date_and_time(candidate.xaddr, quiet=True)
         except SoapError as exc:
-            credential = self.credentials.get(candidate.uuid)
+            credential = self.credential_for(candidate)
             if credential is None or not (exc.reason == "fault" or exc.status in AUTH_STATUSES):
                 return DEAD
         try:  # some cameras want credentials even for this call
@@ -165,7 +196,7 @@ class CameraTracker:
                 return None
             try:
                 info = await self.client.get_network_interfaces(
-                    candidate.xaddr, self.credentials.get(candidate.uuid),
+                    candidate.xaddr, self.credential_for(candidate),
                     clock_offset=self.clock_offsets.get(candidate.xaddr))
             except SoapError:
                 info = NetworkInfo(None, None)
@@ -203,10 +234,12 @@ class CameraTracker:
     async def run_round(self) -> None:
         """Probe, then re-evaluate every known camera concurrently, then report changes."""
         d = self.details
+        sources: dict[Endpoint, str] = {}
         for endpoint in await self.probe(
                 window=d.discovery_timeout_seconds,
-                directed=[ProbeTarget(p.host, p.port) for p in d.directed_probes]):
-            self.learn(endpoint)
+                directed=[ProbeTarget(p.host, p.port) for p in d.directed_probes],
+                on_match=lambda endpoint, addr: sources.setdefault(endpoint, addr[0])):
+            self.learn(endpoint, sources.get(endpoint))
         snapshot = list(self.known.values())
         outcomes = await asyncio.gather(*(self.evaluate(c) for c in snapshot))
         changed = False
@@ -241,7 +274,7 @@ class CameraTracker:
         if not endpoint.xaddrs:  # it did not say where: ask it, by a directed probe
             self._spawn(self._probe_announcer(source))
             return
-        for candidate in self.learn(endpoint):
+        for candidate in self.learn(endpoint, source[0]):
             self._spawn(self._evaluate_now(candidate))
 
     async def _evaluate_now(self, candidate: Candidate) -> None:
@@ -252,9 +285,11 @@ class CameraTracker:
     async def _probe_announcer(self, source: tuple[str, int]) -> None:
         # the WS-Discovery port, and the port the Hello came from (stacks often send from it)
         targets = list(dict.fromkeys([ProbeTarget(source[0]), ProbeTarget(source[0], source[1])]))
+        sources: dict[Endpoint, str] = {}
         endpoints = await self.probe(window=self.details.discovery_timeout_seconds,
-                                     directed=targets, multicast=False)
-        candidates = [c for e in endpoints for c in self.learn(e)]
+                                     directed=targets, multicast=False,
+                                     on_match=lambda endpoint, addr: sources.setdefault(endpoint, addr[0]))
+        candidates = [c for e in endpoints for c in self.learn(e, sources.get(e))]
         outcomes = await asyncio.gather(*(self.evaluate(c) for c in candidates))
         if any([self.apply(c, o) for c, o in zip(candidates, outcomes, strict=True)]):
             self.on_change()
