@@ -49,6 +49,8 @@ def udevd_running(control: str = UDEV_CONTROL) -> bool:
         probe.settimeout(0.5)
         probe.connect(control)
         return True
+    except (TimeoutError, BlockingIOError):
+        return True  # its accept queue is full: a busy udevd (e.g. at boot), still running
     except OSError:
         return False  # a stale socket file: connection refused
     finally:
