@@ -10,8 +10,7 @@ import asyncio
 import contextlib
 import logging
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from akri.metrics_registry import CONTENT_TYPE, Registry
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ DEFAULT_PORT = 8080  # upstream's METRICS_PORT default
 class MetricsServer:
     """`GET /metrics` over plain HTTP/1.1 (one request per connection)."""
 
-    def __init__(self, registry: CollectorRegistry, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> None:
+    def __init__(self, registry: Registry, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> None:
         self.registry = registry
         self.host = host
         self.port = port
@@ -48,7 +47,7 @@ class MetricsServer:
             if method not in (b"GET", b"HEAD"):
                 status, ctype, body = b"405 Method Not Allowed", b"text/plain", b"method not allowed\n"
             elif path == b"/metrics":
-                status, ctype, body = b"200 OK", CONTENT_TYPE_LATEST.encode(), generate_latest(self.registry)
+                status, ctype, body = b"200 OK", CONTENT_TYPE.encode(), self.registry.render()
             elif path in (b"/healthz", b"/"):
                 status, ctype, body = b"200 OK", b"text/plain", b"ok\n"
             else:

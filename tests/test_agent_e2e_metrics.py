@@ -4,7 +4,6 @@ Instance gauges computed at scrape time, the discovery histogram and counter."""
 from __future__ import annotations
 
 from e2e.procs import sample
-from prometheus_client.exposition import generate_latest
 
 from akri.agent.metrics import RESPONSE_TIME_BUCKETS, AgentMetrics, slot_states
 from akri.agent.node_instances import NodeInstance
@@ -37,7 +36,7 @@ def test_exposition_has_upstream_names_and_real_values() -> None:
     metrics.discovery_response("cfg", "debugEcho", 0.3)  # first list of a stream: 0.3 s
     metrics.discovery_response("cfg", "debugEcho", None)  # a later list
     metrics.discovery_failure("cfg", "debugEcho")
-    text = generate_latest(metrics.registry).decode()
+    text = metrics.registry.render().decode()
 
     assert sample(text, "akri_instance_count", configuration="cfg", is_shared="true") == 2
     assert sample(text, "akri_instance_count", configuration="other", is_shared="false") == 1
@@ -57,5 +56,5 @@ def test_exposition_has_upstream_names_and_real_values() -> None:
     assert sample(text, "process_resident_memory_bytes") > 0
 
     views.clear()  # gauges follow the cache: nothing served, nothing reported
-    text = generate_latest(metrics.registry).decode()
+    text = metrics.registry.render().decode()
     assert sample(text, "akri_instance_count", configuration="cfg", is_shared="true") is None

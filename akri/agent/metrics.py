@@ -9,9 +9,9 @@ touches them, §11.5).
 * `akri_discovery_response_time{configuration}`: seconds from opening a Discover stream to
   the handler's first device list, buckets of upstream.
 * `akri_discovery_response_result_total{discovery_handler_name,result}`: device lists
-  received (`Success`) and Discover streams that failed (`Fail`). prometheus_client adds the
+  received (`Success`) and Discover streams that failed (`Fail`). The exposition adds the
   `_total` suffix every Prometheus counter carries.
-* `process_*` / `python_info`: resident memory, CPU, open fds.
+* `process_*` / `python_info`: resident memory, CPU, open fds (akri.metrics_registry).
 
 The HTTP side is the controller's small asyncio server (one GET path; no web framework).
 """
@@ -21,11 +21,8 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
 from akri.agent.node_instances import NodeInstance
+from akri.metrics_registry import Counter, Family, Histogram, with_process_metrics
 from akri.metrics_server import DEFAULT_PORT, MetricsServer
 from akri.model.naming import slot_index
 from akri.model.usage import parse_usage
@@ -52,26 +49,26 @@ def slot_states(device_usage: Mapping[str, str], capacity: int, node: str) -> di
     return {"used": used, "free": capacity - len(holders), "other_node": len(holders) - used}
 
 
-class _InstanceCollector(Collector):
+class _InstanceCollector:
     """State gauges computed from this node's Instances at scrape time."""
 
     def __init__(self, node: str, instances: Callable[[], Iterable[NodeInstance]]) -> None:
         self.node = node
         self.instances = instances
 
-    def collect(self) -> Iterator[Metric]:
-        count = GaugeMetricFamily("akri_instance_count", "Instances this node serves",
-                                  labels=["configuration", "is_shared"])
-        slots = GaugeMetricFamily("akri_instance_slots", "Slots of this node's Instances by state",
-                                  labels=["instance", "state"])
+    def collect(self) -> Iterator[Family]:
+        count = Family.gauge("akri_instance_count", "Instances this node serves",
+                             ["configuration", "is_shared"])
+        slots = Family.gauge("akri_instance_slots", "Slots of this node's Instances by state",
+                             ["instance", "state"])
         tally: Tally[tuple[str, str]] = Tally()
         for view in sorted(self.instances(), key=lambda v: v.name):
             spec = view.instance.spec
             tally[(spec.configuration_name, str(spec.shared).lower())] += 1
             for state, n in slot_states(spec.device_usage, spec.capacity, self.node).items():
-                slots.add_metric([view.name, state], n)
+                slots.add([view.name, state], n)
         for (config, shared), n in sorted(tally.items()):
-            count.add_metric([config, shared], n)
+            count.add([config, shared], n)
         yield count
         yield slots
 
@@ -80,9 +77,7 @@ class AgentMetrics:
     """The agent's registry; also the `DiscoveryObserver` of its discovery requests."""
 
     def __init__(self, node: str, instances: Callable[[], Iterable[NodeInstance]] = tuple) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        self.registry = with_process_metrics()
         self.response_time = Histogram(
             "akri_discovery_response_time",
             "Seconds from opening a Discover stream to the handler's first device list",

@@ -153,12 +153,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for name in NEVER_USED:
         sys.modules.setdefault(name, None)  # type: ignore[assignment]  # `import trio` -> ImportError
-    import prometheus_client
-
     from akri.agent.main import StartupError, TaskFailed, run_until_signalled
-
-    # `*_created` series double every counter and histogram and nobody queries them
-    getattr(prometheus_client, "disable_created_metrics", lambda: None)()
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # one line per API request drowns what the agent itself says
         logging.getLogger("httpx2").setLevel(logging.WARNING)

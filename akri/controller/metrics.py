@@ -3,7 +3,7 @@
 Upstream counts +1 per Pod it creates and -1 per Pod it deletes, which drifts as soon as
 someone else deletes a broker or the controller restarts. Here the gauge is computed at scrape
 time from the controller's Pod cache: the number of broker Pods that exist, per Configuration
-and target node. Process metrics (`process_*`) come with prometheus_client.
+and target node. Process metrics (`process_*`) come from akri.metrics_registry.
 
 The HTTP side is akri.metrics_server, shared with the agent.
 """
@@ -15,11 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
 from akri.controller.brokers import CONFIGURATION_LABEL, TARGET_NODE_LABEL
+from akri.metrics_registry import Family, Registry, with_process_metrics
 from akri.metrics_server import DEFAULT_PORT, MetricsServer
 
 log = logging.getLogger(__name__)
@@ -38,22 +35,20 @@ def broker_pod_counts(pods: Iterable[Mapping[str, Any]]) -> Counter[tuple[str, s
     return counts
 
 
-class BrokerPodCollector(Collector):
+class BrokerPodCollector:
     def __init__(self, pods: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
         self._pods = pods
 
-    def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(BROKER_POD_COUNT, "Akri broker Pods by Configuration and node",
-                                   labels=["configuration", "node"])
+    def collect(self) -> Iterator[Family]:
+        family = Family.gauge(BROKER_POD_COUNT, "Akri broker Pods by Configuration and node",
+                              ["configuration", "node"])
         for (config, node), n in sorted(broker_pod_counts(self._pods()).items()):
-            family.add_metric([config, node], n)
+            family.add([config, node], n)
         yield family
 
 
-def make_registry(pods: Callable[[], Iterable[Mapping[str, Any]]]) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
+def make_registry(pods: Callable[[], Iterable[Mapping[str, Any]]]) -> Registry:
+    registry = with_process_metrics()
     registry.register(BrokerPodCollector(pods))
     return registry
 
