@@ -27,8 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from lightkube import operators
-
 from akri.controller.resources import Pod
 from akri.kube.api import Kube
 from akri.kube.resources import Configuration, Instance
@@ -122,7 +120,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         try:
             await kube.create(Configuration, configuration(), namespace=NS)
             controller = start_controller(kubeconfig, log, args.workers)
-            pods = Informer(kube, Pod, labels={"akri.sh/configuration": operators.equal(CONFIG)})
+            pods = Informer(kube, Pod, labels={"akri.sh/configuration": CONFIG})
             expected = args.instances * args.nodes
             seen: set[tuple[str, str]] = set()
             done = asyncio.Event()

@@ -1,8 +1,8 @@
 """The RBAC in deploy/ grants each component exactly the API calls its code makes.
 
 Two independent derivations of "what the code calls":
-* statically, from the source: every `Kube` / lightkube client call and every `Informer` on a
-  resource class, in the modules each component runs, mapped to RBAC verbs;
+* statically, from the source: every `Kube` call and every `Informer` on a resource descriptor
+  (`akri.kube.resources.Resource`), in the modules each component runs, mapped to RBAC verbs;
 * dynamically, for the agent: the real `AgentCore` runs against the API server double with the
   rendered RBAC (and the agent's ValidatingAdmissionPolicies) enforced in front of it, through
   a Configuration whose discovery properties read a Secret and a ConfigMap, Instances created,
@@ -46,7 +46,7 @@ def manifests() -> list[dict[str, Any]]:
 
 # --- static derivation ------------------------------------------------------------------------
 
-#: method of `Kube` (akri/kube/api.py) or of lightkube's AsyncClient -> RBAC verbs it can use
+#: method of `Kube` (akri/kube/api.py) -> RBAC verbs it can use
 METHOD_VERBS: dict[str, set[str]] = {
     "get": {"get"},
     "get_or_none": {"get"},
@@ -84,15 +84,16 @@ def modules_of(names: list[str]) -> Iterator[ModuleType]:
 
 
 def _resource_of(module: ModuleType, node: ast.expr) -> tuple[str, str] | None:
-    """(group, plural) when `node` names a lightkube resource class in `module`."""
+    """(group, plural) when `node` names a resource descriptor (akri.kube.resources.Resource) in `module`."""
+    from akri.kube.resources import Resource
+
     if isinstance(node, ast.Name):
         value = getattr(module, node.id, None)
     elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
         value = getattr(getattr(module, node.value.id, None), node.attr, None)
     else:
         return None
-    info = getattr(value, "_api_info", None)
-    return (info.resource.group, info.plural) if info is not None else None
+    return (value.group, value.plural) if isinstance(value, Resource) else None
 
 
 def _wrappers(trees: list[ast.Module]) -> dict[str, set[str]]:

@@ -120,7 +120,7 @@ class AgentCore:
         self.discovery_observer = discovery_observer  # hears handler answers (metrics)
         self.node_name = settings.node_name
         self._owns_kube = kube is None
-        # an httpx client binds to no event loop before its first request: safe to build here,
+        # the Kube client binds to no event loop before its first request: safe to build here,
         # so the plugin side can be handed `slot_store` before anything starts
         self.kube = kube if kube is not None else Kube.from_config(settings.kubeconfig)
         self.slot_store = KubeSlotStore(self.kube, self.node_name)

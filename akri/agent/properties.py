@@ -56,7 +56,7 @@ async def _from_secret(kube: Kube, sel: KeySelector, index: int, prop: str) -> A
     where = f"Secret {sel.namespace}/{sel.name}"
     if secret is None:
         return _absent(sel, index, prop, f"{where} not found")
-    data = secret.data or {}
+    data = secret.get("data") or {}
     if sel.key in data:
         return _b64(data[sel.key], f"{where} key {sel.key!r}", index, prop)
     return _absent(sel, index, prop, f"{where} has no key {sel.key!r}")
@@ -67,10 +67,10 @@ async def _from_config_map(kube: Kube, sel: KeySelector, index: int, prop: str) 
     where = f"ConfigMap {sel.namespace}/{sel.name}"
     if cm is None:
         return _absent(sel, index, prop, f"{where} not found")
-    data = cm.data or {}
+    data = cm.get("data") or {}
     if sel.key in data:
         return data[sel.key].encode("utf-8")
-    binary = cm.binaryData or {}
+    binary = cm.get("binaryData") or {}
     if sel.key in binary:
         return _b64(binary[sel.key], f"{where} binaryData key {sel.key!r}", index, prop)
     return _absent(sel, index, prop, f"{where} has no key {sel.key!r}")

@@ -29,9 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from lightkube import operators
-from lightkube.types import CascadeType
-
 from akri.controller import decisions, node_watcher, services
 from akri.controller.brokers import (
     CONFIGURATION_LABEL,
@@ -46,6 +43,7 @@ from akri.controller.pods import build_broker_pod
 from akri.controller.resources import Configuration, Instance, Job, Node, Pod, Service
 from akri.kube.api import Kube
 from akri.kube.errors import describe, is_conflict, is_not_found
+from akri.kube.resources import Resource
 from akri.kube.watch import Informer, WatchEvent
 from akri.model.configuration import Configuration as ConfigurationModel
 from akri.model.errors import ValidationError
@@ -130,10 +128,10 @@ class BrokerController:
         self.settings = settings or Settings()
         self.configurations = Informer(kube, Configuration)
         self.instances = Informer(kube, Instance)
-        self.pods = Informer(kube, Pod, labels={CONFIGURATION_LABEL: operators.exists()})
-        self.jobs = Informer(kube, Job, labels={INSTANCE_LABEL: operators.exists()})
+        self.pods = Informer(kube, Pod, labels=CONFIGURATION_LABEL)  # the label exists
+        self.jobs = Informer(kube, Job, labels=INSTANCE_LABEL)  # the label exists
         self.services = Informer(kube, Service, labels={CONTROLLER_LABEL: CONTROLLER_VALUE})
-        self.nodes = Informer(kube, Node, namespace=None)  # type: ignore[arg-type]  # cluster-scoped
+        self.nodes = Informer(kube, Node, namespace=None)  # cluster-scoped
         self.queue = WorkQueue()
         self._pods_by_instance = _Index()
         self._pods_by_configuration = _Index()
@@ -472,13 +470,13 @@ class BrokerController:
             log.info("deleting broker Job %s/%s", ns, name)
             try:
                 # Jobs orphan their Pods by default: ask for background deletion (upstream does)
-                await self.kube.client.delete(Job, name, namespace=ns, cascade=CascadeType.BACKGROUND)
+                await self.kube.delete(Job, name, ns, propagation_policy="Background")
             except Exception as exc:
                 if not is_not_found(exc):
                     raise
             self.stats["jobs_deleted"] += 1
 
-    async def _create(self, res: type, obj: dict[str, Any], ns: str) -> bool:
+    async def _create(self, res: Resource, obj: dict[str, Any], ns: str) -> bool:
         """Create; False when an object of that name exists already."""
         try:
             await self.kube.create(res, obj, namespace=ns)
@@ -488,7 +486,7 @@ class BrokerController:
             raise
         return True
 
-    async def _delete(self, res: type, name: str, ns: str, *, uid: str | None = None) -> bool:
+    async def _delete(self, res: Resource, name: str, ns: str, *, uid: str | None = None) -> bool:
         """Delete (only the object with `uid`, when given); False if it was already gone."""
         try:
             return await self.kube.delete(res, name, ns, uid=uid)

@@ -1,4 +1,4 @@
-"""The one place that talks to the Kubernetes API (lightkube AsyncClient, generic akri.sh/v0 resources).
+"""The one place that talks to the Kubernetes API (a thin HTTP/1.1 client; every object a plain dict).
 
 kube = Kube.from_config()            # --kubeconfig path, KUBECONFIG, in-cluster, ~/.kube/config
 obj = await kube.get_or_none(Instance, "my-instance", "default")
@@ -7,14 +7,24 @@ async for event in Informer(kube, Configuration).events(): ...   # resumable lis
 """
 
 from akri.kube.api import DELETE, Kube, has_finalizer
-from akri.kube.config import KubeConfigError, load_config, make_async_client
-from akri.kube.errors import describe, is_conflict, is_gone, is_not_found, is_transient, status_code
+from akri.kube.config import KubeConfigError, default_namespace, load_config, make_async_client
+from akri.kube.errors import (
+    ApiError,
+    TransportError,
+    describe,
+    is_conflict,
+    is_gone,
+    is_not_found,
+    is_transient,
+    status_code,
+)
 from akri.kube.resources import (
     ALL_NAMESPACES,
     API_VERSION,
     ConfigMap,
     Configuration,
     Instance,
+    Resource,
     Secret,
     object_key,
 )
@@ -24,14 +34,18 @@ __all__ = [
     "ALL_NAMESPACES",
     "API_VERSION",
     "DELETE",
+    "ApiError",
     "ConfigMap",
     "Configuration",
     "Informer",
     "Instance",
     "Kube",
     "KubeConfigError",
+    "Resource",
     "Secret",
+    "TransportError",
     "WatchEvent",
+    "default_namespace",
     "describe",
     "has_finalizer",
     "is_conflict",

@@ -1,4 +1,4 @@
-"""`Kube`: the one Kubernetes access layer (typed helpers over a lightkube AsyncClient).
+"""`Kube`: the one Kubernetes access layer (typed helpers over akri.kube.http's HttpClient).
 
 Every write to an object that several writers share (Instance `nodes`, `deviceUsage`,
 finalizers) goes through `update_with_retry`: read, modify, write back WITH the
@@ -15,12 +15,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from lightkube import AsyncClient
-from lightkube.types import PatchType
-
 from akri.kube.config import make_async_client
 from akri.kube.errors import is_conflict, is_not_found
-from akri.kube.resources import ALL_NAMESPACES
+from akri.kube.http import HttpClient
+from akri.kube.resources import ALL_NAMESPACES, Resource
 from akri.retry import CONFLICT_BACKOFF, DEFAULT_ATTEMPTS, Backoff, retry
 
 log = logging.getLogger(__name__)
@@ -39,18 +37,29 @@ DELETE: Final = _Delete()
 
 Mutate = Callable[[dict[str, Any]], Any]
 
+#: `labels` of list/watch: a label selector string ("a=b,c"), or a mapping of label -> value
+#: (equality) or None (the label exists)
+Labels = str | Mapping[str, str | None]
+
+
+def label_selector(labels: Labels | None) -> str | None:
+    if labels is None or isinstance(labels, str):
+        return labels or None
+    return ",".join(k if v is None else f"{k}={v}" for k, v in labels.items()) or None
+
 
 class Kube:
     """Typed helpers for get / list / create / replace / delete and guarded updates."""
 
     def __init__(
         self,
-        client: AsyncClient,
+        client: HttpClient,
         *,
         attempts: int = DEFAULT_ATTEMPTS,
         conflict_backoff: Backoff = CONFLICT_BACKOFF,
     ) -> None:
         self.client = client
+        self.namespace = client.config.namespace  # for namespaced kinds given no namespace
         self.attempts = attempts
         self.conflict_backoff = conflict_backoff
 
@@ -73,98 +82,108 @@ class Kube:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _ns(self, res: Resource, namespace: str | None) -> str | None:
+        return (namespace or self.namespace) if res.namespaced else None
+
     # --- reads -----------------------------------------------------------------------------
 
-    async def get(self, res: type, name: str, namespace: str | None = None) -> Any:
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> Any:
         """The object, or raise ApiError (404 when missing)."""
-        return await self.client.get(res, name, namespace=namespace)
+        return await self.client.request("GET", res.path(self._ns(res, namespace), name))
 
-    async def get_or_none(self, res: type, name: str, namespace: str | None = None) -> Any | None:
+    async def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> Any | None:
         try:
-            return await self.client.get(res, name, namespace=namespace)
+            return await self.get(res, name, namespace)
         except Exception as exc:
             if is_not_found(exc):
                 return None
             raise
 
     async def list(
-        self, res: type, *, namespace: str | None = ALL_NAMESPACES, labels: Mapping[str, Any] | None = None
+        self, res: Resource, *, namespace: str | None = ALL_NAMESPACES, labels: Labels | None = None
     ) -> tuple[list[Any], str | None]:
-        """Every matching object and the list's resourceVersion (to start a watch from)."""
-        it = self.client.list(res, namespace=namespace, labels=labels)
-        items = [obj async for obj in it]
-        rv: str | None
-        try:
-            rv = it.resourceVersion
-        except Exception:  # NotReadyError: a server that sends no list metadata
-            rv = None
-        return items, rv
+        """Every matching object and the list's resourceVersion (to start a watch from).
+
+        Items get the kind's apiVersion/kind (the API leaves them out of list items), so an
+        object looks the same whether it came from a list, a get or a watch."""
+        ns = namespace if namespace == ALL_NAMESPACES else self._ns(res, namespace)
+        params: dict[str, Any] = {"labelSelector": label_selector(labels)}
+        items: list[Any] = []
+        rv: str | None = None
+        while True:  # follow `continue` if the server pages on its own
+            answer = await self.client.request("GET", res.path(ns), params=params)
+            meta = answer.get("metadata") or {}
+            rv = rv or meta.get("resourceVersion")
+            for obj in answer.get("items") or []:
+                obj.setdefault("apiVersion", res.api_version)
+                obj.setdefault("kind", res.kind)
+                items.append(obj)
+            if not meta.get("continue"):
+                return items, rv
+            params["continue"] = meta["continue"]
 
     # --- writes ----------------------------------------------------------------------------
 
-    async def create(self, res: type, obj: Any, namespace: str | None = None) -> Any:
-        if isinstance(obj, dict) and not isinstance(obj, res):
-            obj = res(copy.deepcopy(obj))
-        return await self.client.create(obj, namespace=namespace)
+    def _body(self, res: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
+        body = dict(obj)
+        body.setdefault("apiVersion", res.api_version)
+        body.setdefault("kind", res.kind)
+        return body
 
-    async def replace(self, res: type, obj: Any, namespace: str | None = None) -> Any:
+    async def create(self, res: Resource, obj: Mapping[str, Any], namespace: str | None = None) -> Any:
+        ns = self._ns(res, namespace or (obj.get("metadata") or {}).get("namespace"))
+        return await self.client.request("POST", res.path(ns), body=self._body(res, obj))
+
+    async def replace(self, res: Resource, obj: Mapping[str, Any], namespace: str | None = None) -> Any:
         """PUT the whole object. Carrying `metadata.resourceVersion` makes it conditional (409 if stale)."""
-        if isinstance(obj, dict) and not isinstance(obj, res):
-            obj = res(obj)
-        return await self.client.replace(obj, namespace=namespace)
+        meta = obj.get("metadata") or {}
+        path = res.path(self._ns(res, namespace or meta.get("namespace")), meta.get("name") or "")
+        return await self.client.request("PUT", path, body=self._body(res, obj))
 
     async def merge_patch(
-        self, res: type, name: str, patch: Mapping[str, Any], namespace: str | None = None
+        self, res: Resource, name: str, patch: Mapping[str, Any], namespace: str | None = None
     ) -> Any:
         """JSON merge patch (for fields nobody else writes; shared fields use update_with_retry)."""
-        return await self.client.patch(
-            res, name, dict(patch), namespace=namespace, patch_type=PatchType.MERGE
+        return await self.client.request(
+            "PATCH", res.path(self._ns(res, namespace), name), body=dict(patch),
+            content_type="application/merge-patch+json",
         )
 
     async def delete(
         self,
-        res: type,
+        res: Resource,
         name: str,
         namespace: str | None = None,
         *,
         resource_version: str | None = None,
         uid: str | None = None,
+        propagation_policy: str | None = None,
         missing_ok: bool = True,
     ) -> bool:
         """Delete; with `resource_version`/`uid` only if the object is still exactly that one (409 if not).
 
+        `propagation_policy`: "Background", "Foreground" or "Orphan" for the object's dependents
+        (the API's default depends on the kind: Jobs orphan their Pods).
         Returns False when the object was already gone (and `missing_ok`).
         """
+        options: dict[str, Any] = {}
+        pre = {k: v for k, v in (("resourceVersion", resource_version), ("uid", uid)) if v is not None}
+        if pre:
+            options["preconditions"] = pre
+        if propagation_policy is not None:
+            options["propagationPolicy"] = propagation_policy
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", **options} if options else None
         try:
-            if resource_version is None and uid is None:
-                await self.client.delete(res, name, namespace=namespace)
-            else:
-                await self._delete_with_preconditions(res, name, namespace, resource_version, uid)
+            await self.client.request("DELETE", res.path(self._ns(res, namespace), name), body=body)
         except Exception as exc:
             if missing_ok and is_not_found(exc):
                 return False
             raise
         return True
 
-    async def _delete_with_preconditions(
-        self, res: type, name: str, namespace: str | None, resource_version: str | None, uid: str | None
-    ) -> None:
-        # lightkube's delete() cannot send DeleteOptions.preconditions; build the same request it
-        # would and add the body (the pieces used are lightkube's own request pipeline).
-        generic = self.client._client
-        br = generic.prepare_request("delete", res=res, name=name, namespace=namespace)
-        pre: dict[str, str] = {}
-        if resource_version is not None:
-            pre["resourceVersion"] = resource_version
-        if uid is not None:
-            pre["uid"] = uid
-        br.data = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": pre}
-        resp = await generic.send(generic.build_adapter_request(br))
-        generic.handle_response("delete", resp, br)
-
     async def update_with_retry(
         self,
-        res: type,
+        res: Resource,
         name: str,
         namespace: str | None,
         mutate: Mutate,
@@ -212,11 +231,11 @@ class Kube:
             retry_on=is_conflict,
             attempts=attempts or self.attempts,
             backoff=self.conflict_backoff,
-            what=f"update {getattr(res, '__name__', res)} {namespace}/{name}",
+            what=f"update {res.kind} {namespace}/{name}",
         )
 
     async def add_finalizer(
-        self, res: type, name: str, namespace: str | None, finalizer: str, *, current: Any | None = None
+        self, res: Resource, name: str, namespace: str | None, finalizer: str, *, current: Any | None = None
     ) -> Any | None:
         """Add `finalizer` unless present or the object is being deleted (the API refuses new ones)."""
 
@@ -231,7 +250,7 @@ class Kube:
         return await self.update_with_retry(res, name, namespace, mutate, current=current)
 
     async def remove_finalizer(
-        self, res: type, name: str, namespace: str | None, finalizer: str, *, current: Any | None = None
+        self, res: Resource, name: str, namespace: str | None, finalizer: str, *, current: Any | None = None
     ) -> Any | None:
         def mutate(obj: dict[str, Any]) -> None:
             meta = obj.setdefault("metadata", {})

@@ -1,17 +1,45 @@
-"""Classify errors from the Kubernetes API (lightkube raises httpx2 errors and ApiError)."""
+"""Errors from the Kubernetes API and how to classify them.
+
+* `ApiError`: the server answered with an error status; carries the HTTP status and the decoded
+  `Status` object (reason, message) when the body was one;
+* `TransportError`: no (complete) answer: connection refused or dropped, TLS failure, timeout.
+"""
 
 from __future__ import annotations
 
-import httpx2
-from lightkube import ApiError
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error answer of the API server (HTTP status >= 400)."""
+
+    def __init__(self, status: int, body: Any = None, *, method: str = "", path: str = "") -> None:
+        self.status = status
+        self.body = body if isinstance(body, dict) else {}
+        self.reason: str = str(self.body.get("reason") or "")
+        self.message: str = str(self.body.get("message") or "")
+        self.method = method
+        self.path = path
+        super().__init__(self._text(body))
+
+    def _text(self, body: Any) -> str:
+        if self.message:
+            return f"{self.reason}: {self.message}" if self.reason else self.message
+        where = f" ({self.method} {self.path})" if self.method else ""
+        if isinstance(body, str | bytes) and body:
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+            return text.strip()[:200] + where
+        return f"HTTP {self.status}{where}"
+
+
+class TransportError(ConnectionError):
+    """The request got no complete answer (connect, TLS, read failure or timeout)."""
 
 
 def status_code(exc: BaseException) -> int | None:
     """HTTP status of an API error, or None for errors that never got an answer."""
-    if isinstance(exc, ApiError) and exc.status is not None and exc.status.code:
-        return int(exc.status.code)
-    if isinstance(exc, httpx2.HTTPStatusError):
-        return exc.response.status_code
+    if isinstance(exc, ApiError):
+        return exc.status
     return None
 
 
@@ -31,7 +59,7 @@ def is_gone(exc: BaseException) -> bool:
 
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying later unchanged: no answer at all, throttling, or a server-side failure."""
-    if isinstance(exc, httpx2.TransportError | OSError | TimeoutError):
+    if isinstance(exc, TransportError | OSError | TimeoutError):
         return True
     code = status_code(exc)
     return code is not None and (code == 429 or code >= 500)

@@ -1,37 +1,68 @@
-"""The resource kinds the project talks to, as lightkube resource classes.
+"""The resource kinds the project talks to, as small descriptors with a URL path builder.
 
-Akri's own kinds are lightkube *generic* resources: they decode to plain dicts (a `dict`
-subclass), so the rest of the code reads them with ordinary subscripting and hands them to
-`akri.model` unchanged.
+Every object of every kind decodes to a plain dict, so the rest of the code reads them with
+ordinary subscripting and hands them to `akri.model` unchanged (and thousands of them in an
+informer's cache cost no more than the JSON they came from).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
-
-from lightkube.generic_resource import create_global_resource, create_namespaced_resource
-from lightkube.resources.core_v1 import ConfigMap, Secret
+from urllib.parse import quote
 
 GROUP = "akri.sh"
 VERSION = "v0"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-Configuration = create_namespaced_resource(GROUP, VERSION, "Configuration", "configurations")
-Instance = create_namespaced_resource(GROUP, VERSION, "Instance", "instances")
-
-# Kinds the controller and webhook keep in memory by the thousand: generic resources decode to
-# plain dicts, far cheaper than typed models, and the builders produce plain JSON anyway.
-Pod = create_namespaced_resource("", "v1", "Pod", "pods")
-Service = create_namespaced_resource("", "v1", "Service", "services")
-Node = create_global_resource("", "v1", "Node", "nodes")
-Job = create_namespaced_resource("batch", "v1", "Job", "jobs")
-Lease = create_namespaced_resource("coordination.k8s.io", "v1", "Lease", "leases")
-ValidatingWebhookConfiguration = create_global_resource(
-    "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations"
-)
-
 #: pass as `namespace` to list/watch across every namespace
 ALL_NAMESPACES = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One kind of the Kubernetes API: where its objects live (`path`) and what they are called."""
+
+    group: str  # "" for the core API (/api/v1)
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        """`/api/v1/namespaces/ns/pods/name`; `namespace` None or ALL_NAMESPACES: every namespace
+        (for a list or watch); ignored for cluster-scoped kinds."""
+        parts = [f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"]
+        if self.namespaced and namespace and namespace != ALL_NAMESPACES:
+            parts.append(f"/namespaces/{quote(namespace, safe='')}")
+        parts.append(f"/{self.plural}")
+        if name is not None:
+            if not name:
+                raise ValueError(f"{self.kind}: an empty name")
+            parts.append(f"/{quote(name, safe='')}")
+        return "".join(parts)
+
+    def __str__(self) -> str:
+        return self.kind
+
+
+Configuration = Resource(GROUP, VERSION, "Configuration", "configurations", True)
+Instance = Resource(GROUP, VERSION, "Instance", "instances", True)
+Pod = Resource("", "v1", "Pod", "pods", True)
+Service = Resource("", "v1", "Service", "services", True)
+Node = Resource("", "v1", "Node", "nodes", False)
+Secret = Resource("", "v1", "Secret", "secrets", True)
+ConfigMap = Resource("", "v1", "ConfigMap", "configmaps", True)
+Job = Resource("batch", "v1", "Job", "jobs", True)
+Lease = Resource("coordination.k8s.io", "v1", "Lease", "leases", True)
+ValidatingWebhookConfiguration = Resource(
+    "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations",
+    False,
+)
 
 __all__ = [
     "ALL_NAMESPACES",
@@ -43,6 +74,7 @@ __all__ = [
     "Lease",
     "Node",
     "Pod",
+    "Resource",
     "Secret",
     "Service",
     "ValidatingWebhookConfiguration",
@@ -51,14 +83,10 @@ __all__ = [
 
 
 def object_key(obj: Any) -> tuple[str, str]:
-    """(namespace, name) of a decoded object, generic (dict) or typed."""
-    if isinstance(obj, dict):
-        meta = obj.get("metadata") or {}
-        return meta.get("namespace") or "", meta.get("name") or ""
-    return obj.metadata.namespace or "", obj.metadata.name or ""
+    """(namespace, name) of a decoded object."""
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "", meta.get("name") or ""
 
 
 def resource_version(obj: Any) -> str | None:
-    if isinstance(obj, dict):
-        return (obj.get("metadata") or {}).get("resourceVersion")
-    return obj.metadata.resourceVersion
+    return (obj.get("metadata") or {}).get("resourceVersion")

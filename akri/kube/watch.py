@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx2
-from lightkube.core import decoders
-from lightkube.core.exceptions import ApiError
-from lightkube.core.selector import build_selector
+import orjson
 
-from akri.kube.api import Kube
-from akri.kube.errors import describe, is_gone
-from akri.kube.resources import ALL_NAMESPACES, object_key, resource_version
+from akri.kube.api import Kube, Labels, label_selector
+from akri.kube.errors import ApiError, describe, is_gone
+from akri.kube.resources import ALL_NAMESPACES, Resource, object_key, resource_version
 from akri.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -57,10 +54,10 @@ class Informer:
     def __init__(
         self,
         kube: Kube,
-        res: type,
+        res: Resource,
         *,
-        namespace: str = ALL_NAMESPACES,
-        labels: Mapping[str, Any] | None = None,
+        namespace: str | None = ALL_NAMESPACES,
+        labels: Labels | None = None,
         server_timeout: int = 290,
         backoff: Backoff = WATCH_BACKOFF,
     ) -> None:
@@ -73,7 +70,7 @@ class Informer:
         self.cache: dict[tuple[str, str], Any] = {}
         self.synced = asyncio.Event()
         self.relists = 0  # how many LISTs ran (1 + recoveries); for logs and tests
-        self._name = getattr(res, "__name__", str(res))
+        self._name = res.kind
 
     def get(self, namespace: str, name: str) -> Any | None:
         return self.cache.get((namespace, name))
@@ -124,39 +121,30 @@ class Informer:
 
     async def _watch_once(self, rv: str) -> AsyncIterator[tuple[str, Any]]:
         """One watch request from `rv` until the server ends it; errors raise."""
-        generic = self.kube.client._client
+        kube = self.kube
+        ns = self.namespace if self.namespace == ALL_NAMESPACES else kube._ns(self.res, self.namespace)
         params: dict[str, Any] = {
+            "watch": "true",
             "timeoutSeconds": self.server_timeout,
             "resourceVersion": rv,
             "allowWatchBookmarks": "true",
+            "labelSelector": label_selector(self.labels),
         }
-        if self.labels:
-            params["labelSelector"] = build_selector(self.labels)
-        br = generic.prepare_request(
-            "list", res=self.res, namespace=self.namespace, watch=True, params=params
-        )
         # A read that waits well past timeoutSeconds means a dead peer (no FIN): give up and resume.
-        br.timeout = httpx2.Timeout(10.0, read=self.server_timeout + 30.0)
-        resp = await generic.send(generic.build_adapter_request(br), stream=True)
+        lines = kube.client.stream_lines(
+            self.res.path(ns), params=params, read_timeout=self.server_timeout + 30.0
+        )
         try:
-            if resp.status_code >= 400:
-                await self._raise(resp)
-            async for line in resp.aiter_lines():
-                if not line:
-                    continue
-                event = decoders.decode_watch_event(line)
-                if event.type == "ERROR":
-                    raise ApiError(status=decoders.decode_status(event.object))
-                yield event.type, decoders.decode_object(event.object, self.res)
+            async for line in lines:
+                event = orjson.loads(line)
+                etype, obj = event.get("type"), event.get("object")
+                if not isinstance(obj, dict):
+                    raise ValueError(f"watch {self._name}: an event without an object: {line[:200]!r}")
+                if etype == "ERROR":
+                    raise ApiError(int(obj.get("code") or 500), obj, method="WATCH", path=self.res.path(ns))
+                yield etype, obj
         finally:
-            await resp.aclose()
-
-    @staticmethod
-    async def _raise(resp: httpx2.Response) -> None:
-        await resp.aread()
-        if resp.headers.get("Content-Type", "").startswith("application/json"):
-            raise ApiError(request=resp.request, response=resp)
-        resp.raise_for_status()
+            await lines.aclose()
 
     def _apply(self, etype: str, obj: Any) -> WatchEvent | None:
         key = object_key(obj)

@@ -20,19 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lightkube.generic_resource import create_namespaced_resource
-
 from akri.kube.api import Kube
 from akri.kube.errors import describe, is_conflict, is_transient
-from akri.kube.resources import ValidatingWebhookConfiguration
+from akri.kube.resources import Secret, ValidatingWebhookConfiguration
 from akri.retry import Backoff
 from akri.webhook import certs
 
 log = logging.getLogger(__name__)
-
-# A generic Secret (plain dict) on purpose: the webhook writes base64 `data` it built itself. It
-# replaces lightkube's registry entry for v1/Secret, which only matters inside this process.
-Secret = create_namespaced_resource("", "v1", "Secret", "secrets")
 
 DEFAULT_NAME = "akri-webhook-configuration"  # the Helm chart's name for Service, Secret and configuration
 ATTEMPTS = 5
