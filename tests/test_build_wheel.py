@@ -101,6 +101,7 @@ def test_sdist_has_sources_to_build_from(built: Built) -> None:
         assert f"akri/_fast/{stem}.pyx" in names
     shipped_protos = {Path(n).stem for n in names if n.startswith("protos/") and n.endswith(".proto")}
     assert shipped_protos == set(built.protos)
+    assert "akri/model/k8s_types.json" in names  # the type table k8s_schema reads at run time
     assert not [n for n in names if n.endswith((".c", ".so"))], "generated files shipped in the sdist"
 
 
@@ -111,6 +112,7 @@ def test_wheel_has_extensions_and_generated_protos_but_no_sources(built: Built) 
     for stem in built.protos:
         assert f"akri/_proto/{stem}_pb2.py" in names
         assert f"akri/_proto/{stem}_pb2_grpc.py" in names
+    assert "akri/model/k8s_types.json" in names
     assert not [n for n in names if n.endswith((".c", ".pyx", ".pxd"))]
     assert not [n for n in names if n.startswith(("tests/", "bench/", "protos/"))]
 

@@ -11,7 +11,8 @@ Checks, each with a clear failure message:
    Instance-name digest, a kernel uevent datagram, a slot table);
 4. the generated gRPC modules work end to end: `akri handler debugEcho` serves on a unix
    socket and a Discover call over real gRPC returns the devices of its details;
-5. `akri crds` prints the two CRDs, and with --samples `akri validate` accepts the samples and
+5. a Configuration's brokerPodSpec is checked by the packaged Kubernetes type table;
+6. `akri crds` prints the two CRDs, and with --samples `akri validate` accepts the samples and
    `akri discover` finds the loopback interface (only where libudev and /sys/class/net/lo
    exist, as on any Linux host; build containers may lack libudev).
 
@@ -129,6 +130,26 @@ def grpc_round_trip() -> None:
     print("ok: akri handler debugEcho answered Discover over gRPC")
 
 
+def broker_pod_spec_validation() -> None:
+    # The round-trip rule reads the packaged Kubernetes type table (akri/model/k8s_types.json),
+    # without lightkube or msgspec (test-only dependencies).
+    from akri.model.validation import validate_configuration
+
+    def configuration(pod: dict[str, object]) -> dict[str, object]:
+        return {"apiVersion": "akri.sh/v0", "kind": "Configuration", "metadata": {"name": "smoke"},
+                "spec": {"discoveryHandler": {"name": "debugEcho", "discoveryDetails": "descriptions: [a]"},
+                         "brokerSpec": {"brokerPodSpec": pod}}}
+
+    good = validate_configuration(configuration({"containers": [{"name": "b", "image": "nginx"}]}))
+    check(good == [], f"a valid brokerPodSpec was refused: {good}")
+    bogus = configuration({"containers": [{"name": "b", "xBogus": 1}]})
+    bad = [str(e) for e in validate_configuration(bogus)]
+    check(any("containers[0].xBogus" in e for e in bad), f"an unknown brokerPodSpec field passed: {bad}")
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("lightkube", "msgspec"))
+    check(not loaded, f"validation imported {loaded}")
+    print("ok: a brokerPodSpec is checked against the packaged Kubernetes type table")
+
+
 def cli(samples: Path | None) -> None:
     done = akri("crds")
     check(done.returncode == 0, f"`akri crds` failed: {done.stderr}")
@@ -160,6 +181,7 @@ def main() -> int:
     compiled_extensions()
     twins_agree()
     grpc_round_trip()
+    broker_pod_spec_validation()
     cli(args.samples.resolve() if args.samples else None)
     print("wheel smoke test passed")
     return 0
