@@ -2,12 +2,17 @@
 
 Both happen at build time so that the wheel carries compiled extensions and generated
 `*_pb2.py` files matching the pinned grpcio-tools, and the repository carries neither.
+Two kinds of service stubs are generated: grpclib's `*_grpc.py` (what akri runs on) and
+grpcio's `*_pb2_grpc.py` (the kubelet double and the tests, an independent implementation).
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import shlex
+import sys
+import tempfile
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -30,17 +35,34 @@ def generate_protos(out_dir: Path) -> None:
         if not init.exists():
             init.write_text('"""Generated gRPC/protobuf modules (built from protos/)."""\n')
     include = Path(grpc_tools.__file__).parent / "_proto"
-    args = [
-        "grpc_tools.protoc",
-        f"-I{PROTO_ROOT}",
-        f"-I{include}",
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        *protos,
-    ]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc failed for {protos}")
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [
+            "grpc_tools.protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{include}",
+            f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            f"--plugin=protoc-gen-grpclib_python={grpclib_plugin(Path(tmp))}",
+            f"--grpclib_python_out={out_dir}",
+            *protos,
+        ]
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed for {protos}")
+
+
+def grpclib_plugin(directory: Path) -> Path:
+    """An executable running grpclib's protoc plugin with this interpreter.
+
+    protoc wants an executable file; grpclib installs one (protoc-gen-grpclib_python), but not
+    necessarily on PATH in an isolated build. `python -m grpclib.plugin.main` does nothing
+    (the module has no __main__ guard), so the script calls main() itself.
+    """
+    script = directory / "protoc-gen-grpclib_python"
+    code = "from grpclib.plugin.main import main; main()"
+    script.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -c {shlex.quote(code)}\n")
+    script.chmod(0o755)
+    return script
 
 
 class BuildPyWithProtos(build_py):

@@ -13,8 +13,6 @@ import socket
 import stat
 from pathlib import Path
 
-import grpc
-
 log = logging.getLogger(__name__)
 
 
@@ -48,14 +46,28 @@ def remove_stale_socket(path: Path, *, refuse_if_served: bool = False) -> None:
     path.unlink()
 
 
-def bind_unix(server: grpc.aio.Server, path: Path, mode: int) -> None:
-    """Add a unix-socket port at `path` to a (not yet started) grpc.aio server, with `mode`."""
-    # group/other bits outside `mode` are masked at bind time, so there is no world-writable window
-    old_umask = os.umask(0o777 & ~mode)
+def listen_unix(path: Path, mode: int, backlog: int = 128) -> socket.socket:
+    """A non-blocking unix socket listening at `path` with permissions `mode`.
+
+    Synchronous on purpose: the umask is process-wide, so it is set and restored with no await
+    in between (no other task can create files under it).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound = False
     try:
-        bound = server.add_insecure_port(f"unix://{path}")
-    finally:
-        os.umask(old_umask)
-    if not bound:
-        raise OSError(f"cannot listen on {path}")
-    os.chmod(path, mode)
+        # group/other bits outside `mode` are masked at bind time, so there is no world-writable window
+        old_umask = os.umask(0o777 & ~mode)
+        try:
+            sock.bind(str(path))
+            bound = True
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, mode)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        if bound:  # ours: do not leave a socket nobody serves
+            path.unlink(missing_ok=True)
+        raise
+    return sock

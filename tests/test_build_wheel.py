@@ -111,7 +111,8 @@ def test_wheel_has_extensions_and_generated_protos_but_no_sources(built: Built) 
         assert [n for n in names if n.startswith(f"akri/_fast/{stem}.cpython-") and n.endswith(".so")], stem
     for stem in built.protos:
         assert f"akri/_proto/{stem}_pb2.py" in names
-        assert f"akri/_proto/{stem}_pb2_grpc.py" in names
+        assert f"akri/_proto/{stem}_pb2_grpc.py" in names  # grpcio's: the kubelet double, tests
+        assert f"akri/_proto/{stem}_grpc.py" in names  # grpclib's: what akri runs on
     assert "akri/model/k8s_types.json" in names
     assert not [n for n in names if n.endswith((".c", ".pyx", ".pxd"))]
     assert not [n for n in names if n.startswith(("tests/", "bench/", "protos/"))]
@@ -133,7 +134,7 @@ def test_installed_extensions_work_from_site_packages(built: Built) -> None:
     probe = (
         "import sys, akri, akri._fast as f\n"
         "from akri._fast import _digest, _uevent\n"
-        "from akri._proto import discovery_pb2, discovery_pb2_grpc, deviceplugin_pb2, podresources_pb2\n"
+        "from akri._proto import discovery_pb2, discovery_grpc, deviceplugin_pb2, podresources_pb2\n"
         "assert akri.__file__.startswith(sys.prefix), akri.__file__\n"
         "assert _digest.__file__.endswith('.so') and _uevent.__file__.endswith('.so')\n"
         "assert f.digest_hex is _digest.digest_hex and f.parse_uevent is _uevent.parse_uevent\n"

@@ -361,45 +361,13 @@ async def test_preferred_allocation_spreads_racing_nodes(make_node: NodeFactory)
     for node in (a, b):
         await node.add(view)
         await node.kubelet.wait_for_registration(RES)
-    pa = await a.manager.instance_plugin(INST).GetPreferredAllocation(
-        dp.PreferredAllocationRequest(
-            container_requests=[
-                dp.ContainerPreferredAllocationRequest(
-                    available_deviceIDs=[f"{INST}-{i}" for i in range(8)], allocation_size=1
-                )
-            ]
-        ),
-        None,
-    )
-    pb = await b.manager.instance_plugin(INST).GetPreferredAllocation(
-        dp.PreferredAllocationRequest(
-            container_requests=[
-                dp.ContainerPreferredAllocationRequest(
-                    available_deviceIDs=[f"{INST}-{i}" for i in range(8)], allocation_size=1
-                )
-            ]
-        ),
-        None,
-    )
-    first_a, first_b = pa.container_responses[0].deviceIDs[0], pb.container_responses[0].deviceIDs[0]
+    every_id = [f"{INST}-{i}" for i in range(8)]
+    first_a = (await a.kubelet.preferred_allocation(RES, every_id, 1))[0]
+    first_b = (await b.kubelet.preferred_allocation(RES, every_id, 1))[0]
     assert (first_a, first_b) == (f"{INST}-0", f"{INST}-4")  # evenly spaced starting points
     # and must_include is honoured
-    pm = await a.manager.instance_plugin(INST).GetPreferredAllocation(
-        dp.PreferredAllocationRequest(
-            container_requests=[
-                dp.ContainerPreferredAllocationRequest(
-                    available_deviceIDs=[f"{INST}-{i}" for i in range(8)],
-                    must_include_deviceIDs=[f"{INST}-5"],
-                    allocation_size=2,
-                )
-            ]
-        ),
-        None,
-    )
-    assert (
-        pm.container_responses[0].deviceIDs[0] == f"{INST}-5"
-        and len(pm.container_responses[0].deviceIDs) == 2
-    )
+    picked = await a.kubelet.preferred_allocation(RES, every_id, 2, must_include=[f"{INST}-5"])
+    assert picked[0] == f"{INST}-5" and len(picked) == 2
 
 
 # --- configuration-level plugin ---------------------------------------------------------------

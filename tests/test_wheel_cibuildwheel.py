@@ -87,7 +87,7 @@ def test_test_requires_covers_what_the_tests_import() -> None:
     required = {r.split(">")[0].split("=")[0].replace("-", "_") for r in CONFIG["test-requires"]}
     assert required == provided
     # the wheel's own dependencies are installed with it
-    runtime = {"yaml", "grpc", "google"}
+    runtime = {"yaml", "grpclib", "google"}
     for path in [*test_files, ROOT / "deploy" / "ci" / "wheel_smoke.py"]:
         missing = _third_party_imports(path) - provided - runtime
         assert not missing, f"{path.name} imports {missing}, which the wheel test environment lacks"

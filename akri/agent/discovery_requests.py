@@ -25,15 +25,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import grpc
+from grpclib import GRPCError, Status
 
+from akri._proto import discovery_grpc as pb_grpc
 from akri._proto import discovery_pb2 as pb
-from akri._proto import discovery_pb2_grpc as pb_grpc
 from akri.agent.properties import resolve_properties
 from akri.agent.registration import EndpointKind, HandlerEndpoint, HandlerRegistry, RegistryEvent
 from akri.discovery.device import Device
 from akri.discovery.handler import InvalidDetails
 from akri.discovery.stream import device_lists, devices_from_response, properties_to_proto
+from akri.grpc_client import channel, reachable
 from akri.kube.api import Kube
 from akri.model import naming
 from akri.model.configuration import Configuration
@@ -228,12 +229,12 @@ class DiscoveryRequest:
                 self._observe_failure()
                 self._failed(st, str(exc))
                 return
-            except grpc.aio.AioRpcError as exc:
+            except GRPCError as exc:
                 self._observe_failure()
-                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    self._failed(st, exc.details() or "invalid discovery details")
+                if exc.status == Status.INVALID_ARGUMENT:
+                    self._failed(st, exc.message or "invalid discovery details")
                     return
-                reason = f"{exc.code().name}: {exc.details()}"
+                reason = f"{exc.status.name}: {exc.message}"
             except Exception as exc:
                 self._observe_failure()
                 reason = f"{type(exc).__name__}: {exc}"
@@ -270,20 +271,15 @@ class DiscoveryRequest:
         request = pb.DiscoverRequest(
             discovery_details=self.details, discovery_properties=properties_to_proto(self.properties)
         )
-        async with grpc.aio.insecure_channel(st.ep.target) as channel:
-            call = pb_grpc.DiscoveryHandlerStub(channel).Discover(request)
+        # leaving the block (cancellation included) resets the stream: the handler sees it end
+        async with channel(st.ep.target) as ch, pb_grpc.DiscoveryHandlerStub(ch).Discover.open() as call:
+            await call.send_message(request, end=True)
             async for response in call:
                 self._update(st, devices_from_response(response))
 
     async def _reachable(self, ep: HandlerEndpoint) -> bool:
         assert ep.target is not None
-        try:
-            async with grpc.aio.insecure_channel(ep.target) as channel:
-                async with asyncio.timeout(self.timings.reconnect_timeout):  # not wait_for: gh-86296
-                    await channel.channel_ready()
-            return True
-        except (TimeoutError, grpc.aio.AioRpcError, OSError):
-            return False
+        return await reachable(ep.target, self.timings.reconnect_timeout)
 
     def _observe_failure(self) -> None:
         if self.observer is not None:

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import grpc
+from grpclib import GRPCError, Status
+from grpclib.server import Stream
 
+from akri._proto import discovery_grpc as pb_grpc
 from akri._proto import discovery_pb2 as pb
-from akri._proto import discovery_pb2_grpc as pb_grpc
 from akri.discovery.handler import DiscoveryHandler
 from akri.discovery.registration import REGISTRATION_SOCKET
-from akri.unix_socket import bind_unix, remove_stale_socket
+from akri.grpc_server import GrpcServer
+from akri.unix_socket import remove_stale_socket
 
 log = logging.getLogger(__name__)
 
@@ -195,21 +197,23 @@ class HandlerRegistry:
         return list(self._by_name)
 
 
-class RegistrationService(pb_grpc.RegistrationServicer):
+class RegistrationService(pb_grpc.RegistrationBase):
     def __init__(self, registry: HandlerRegistry, directory: str | os.PathLike[str] | None = None) -> None:
         self.registry = registry
         self.directory = directory
 
     async def RegisterDiscoveryHandler(
-        self, request: pb.RegisterDiscoveryHandlerRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Empty:
+        self, stream: Stream[pb.RegisterDiscoveryHandlerRequest, pb.Empty]
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
         try:
             ep = endpoint_from_request(request, self.directory)
         except InvalidRegistration as exc:
             log.warning("rejected handler registration %r: %s", request.name, exc)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise GRPCError(Status.INVALID_ARGUMENT, str(exc)) from None
         self.registry.register(ep)
-        return pb.Empty()
+        await stream.send_message(pb.Empty())
 
 
 class RegistrationServer:
@@ -219,19 +223,19 @@ class RegistrationServer:
         self.registry = registry
         self.directory = Path(directory)
         self.socket_path = self.directory / REGISTRATION_SOCKET
-        self._server: grpc.aio.Server | None = None
+        self._server: GrpcServer | None = None
 
     async def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         remove_stale_socket(self.socket_path)
-        server = grpc.aio.server()
-        pb_grpc.add_RegistrationServicer_to_server(RegistrationService(self.registry, self.directory), server)
-        bind_unix(server, self.socket_path, SOCKET_MODE)
-        await server.start()
+        server = GrpcServer([RegistrationService(self.registry, self.directory)])
+        await server.start_unix(self.socket_path, SOCKET_MODE)
         self._server = server
         log.info("registration server listening on %s", self.socket_path)
 
     async def stop(self, grace: float | None = 1.0) -> None:
+        """Stop serving and remove the socket; calls in progress are cancelled and get `grace`
+        seconds (None: no limit) to finish."""
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

@@ -8,7 +8,6 @@ DEBUG_ECHO_INSTANCES_SHARED). A missing or bad setting is reported by name and e
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -16,11 +15,6 @@ from typing import Any
 
 EXIT_USAGE = 2
 EMBEDDABLE = ("debugEcho", "udev", "onvif", "opcua")
-
-# Installed-but-unused packages that httpcore2 (under lightkube) imports when present: trio (its
-# async-library probe) and h2 (HTTP/2, which lightkube never enables). The agent runs on
-# uvloop over HTTP/1.1, so blocking them is safe; it saves about 4 MiB of resident memory.
-NEVER_USED = ("trio", "h2")
 
 EMBEDDED_ENV = "AKRI_EMBEDDED_HANDLERS"
 DEVICE_PLUGINS_DIR_ENV = "AKRI_DEVICE_PLUGINS_DIR"
@@ -151,12 +145,8 @@ def run(args: argparse.Namespace) -> int:
     except (SettingError, AgentSetupError, HandlerSetupError, HandlerLoadError) as exc:
         sys.stderr.write(f"akri agent: {exc}\n")
         return EXIT_USAGE
-    for name in NEVER_USED:
-        sys.modules.setdefault(name, None)  # type: ignore[assignment]  # `import trio` -> ImportError
     from akri.agent.main import StartupError, TaskFailed, run_until_signalled
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        # one line per API request drowns what the agent itself says
-        logging.getLogger("httpx2").setLevel(logging.WARNING)
+
     try:
         runtime.run(run_until_signalled(options))
     except (KubeConfigError, StartupError) as exc:

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
+from grpclib.client import Channel
 
 from akri.discovery.filewatch import PathWatcher
+from akri.grpc_client import RPC_ERRORS, describe
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,11 @@ class Registration:
 
 async def register_once(socket_path: str | Path, registration: Registration,
                         rpc_timeout: float = REGISTER_TIMEOUT_SECONDS) -> None:
-    """One RegisterDiscoveryHandler call on the agent's socket; raises grpc.aio.AioRpcError."""
-    from akri._proto import discovery_pb2_grpc as pb_grpc
+    """One RegisterDiscoveryHandler call on the agent's socket; raises one of RPC_ERRORS
+    (GRPCError when the agent refused it, OSError when nobody listens or it timed out)."""
+    from akri._proto import discovery_grpc as pb_grpc
 
-    target = f"unix:{socket_path}"  # grpc: unix:relative/path or unix:/absolute/path
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with Channel(path=str(socket_path)) as channel:
         stub = pb_grpc.RegistrationStub(channel)
         await stub.RegisterDiscoveryHandler(registration.to_proto(), timeout=rpc_timeout)
 
@@ -106,9 +107,9 @@ class RegistrationClient:
             self._wake.clear()
             try:
                 await register_once(self.socket_path, self.registration)
-            except (grpc.aio.AioRpcError, OSError) as exc:
+            except RPC_ERRORS as exc:
                 failures += 1
-                detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                detail = describe(exc)
                 # the first failure and then every tenth, so an absent agent does not flood the log
                 if failures == 1 or failures % 10 == 0:
                     log.warning("cannot register %s with the agent at %s (%s); retrying",

@@ -17,14 +17,17 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import grpc
+from grpclib import GRPCError, Status
+from grpclib.server import Stream
 
-from akri._proto import discovery_pb2_grpc as pb_grpc
+from akri._proto import discovery_grpc as pb_grpc
 from akri.discovery.handler import DiscoveryHandler, InvalidDetails
 from akri.discovery.registration import Registration, RegistrationClient
 from akri.discovery.stream import device_lists, properties_from_proto, response_from_devices
-from akri.unix_socket import bind_unix, remove_stale_socket
+from akri.grpc_server import GrpcServer
+from akri.unix_socket import remove_stale_socket
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ DEFAULT_DIRECTORY = "/var/lib/akri"
 SOCKET_MODE = 0o660
 
 
-class DiscoveryService(pb_grpc.DiscoveryHandlerServicer):
+class DiscoveryService(pb_grpc.DiscoveryHandlerBase):
     """v0.DiscoveryHandler over one handler object."""
 
     def __init__(self, handler: DiscoveryHandler, *,
@@ -44,36 +47,44 @@ class DiscoveryService(pb_grpc.DiscoveryHandlerServicer):
         self.stopping = False
         self.active_streams = 0
 
-    async def Discover(self, request, context):  # the gRPC method name
-        peer = context.peer() or "agent"
+    async def Discover(self, stream: Stream[Any, Any]) -> None:  # the gRPC method name
+        request = await stream.recv_message()
+        assert request is not None
+        peer = peer_name(stream)
         log.info("Discover from %s: details %r, properties %s", peer, request.discovery_details,
                  sorted(request.discovery_properties))
-        stream = device_lists(self.handler, request.discovery_details,
-                              properties_from_proto(request.discovery_properties))
+        lists = device_lists(self.handler, request.discovery_details,
+                             properties_from_proto(request.discovery_properties))
         self.active_streams += 1
         try:
-            async for devices in stream:
+            async for devices in lists:
                 log.info("sending %d device(s) to %s", len(devices), peer)
-                yield response_from_devices(devices)
+                await stream.send_message(response_from_devices(devices))
         except InvalidDetails as exc:
             log.warning("invalid discovery details from %s: %s", peer, exc)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid discovery details: {exc}")
-        except (asyncio.CancelledError, GeneratorExit):
-            # The agent cancelled the stream or went away. Upstream re-registers here: an agent
-            # that restarted may need to learn about us again. grpc raises CancelledError while
-            # we wait for the handler, but closes the generator (GeneratorExit) when the cancel
-            # lands while we are parked at `yield`: both mean the same thing.
+            raise GRPCError(Status.INVALID_ARGUMENT, f"invalid discovery details: {exc}") from None
+        except asyncio.CancelledError:
+            # The agent cancelled the stream or went away (grpclib cancels this call when the
+            # stream is reset or the connection is lost). Upstream re-registers here: an agent
+            # that restarted may need to learn about us again.
             if not self.stopping and self.on_stream_cancelled is not None:
                 self.on_stream_cancelled()
             raise
         except Exception as exc:  # a handler bug must end this call, not the server
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
             log.exception("discovery failed for %s", peer)
-            await context.abort(grpc.StatusCode.INTERNAL, f"discovery failed: {type(exc).__name__}: {exc}")
+            raise GRPCError(Status.INTERNAL, f"discovery failed: {type(exc).__name__}: {exc}") from None
         finally:
             self.active_streams -= 1
-            await stream.aclose()
+            await lists.aclose()
+
+
+def peer_name(stream: Stream[Any, Any]) -> str:
+    """`10.0.0.5:43210` for a network peer, `agent` over a unix socket (no address there)."""
+    addr = stream.peer.addr()
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = f"[{addr[0]}]" if ":" in str(addr[0]) else addr[0]
+        return f"{host}:{addr[1]}"
+    return "agent"
 
 
 def network_endpoint(pod_ip: str, port: int = DISCOVERY_PORT) -> tuple[str, str]:
@@ -100,10 +111,10 @@ class HandlerServer:
             self.network = True
         else:
             self.socket_path = self.directory / f"{handler.name}.sock"
-            self._bind = f"unix://{self.socket_path}"
+            self._bind = str(self.socket_path)
             self.endpoint = str(self.socket_path)  # upstream registers the plain path for UDS
             self.network = False
-        self._server: grpc.aio.Server | None = None
+        self._server: GrpcServer | None = None
         self._socket_id: tuple[int, int] | None = None
 
     @property
@@ -112,21 +123,25 @@ class HandlerServer:
                             shared=bool(self.handler.shared))
 
     async def start(self) -> None:
-        server = grpc.aio.server()
-        pb_grpc.add_DiscoveryHandlerServicer_to_server(self.service, server)
+        server = GrpcServer([self.service])
         if self.socket_path is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
             remove_stale_socket(self.socket_path, refuse_if_served=True)
-            bind_unix(server, self.socket_path, SOCKET_MODE)
+            await server.start_unix(self.socket_path, SOCKET_MODE)
             st = self.socket_path.stat()
             self._socket_id = (st.st_dev, st.st_ino)
-        elif not server.add_insecure_port(self._bind):
-            raise OSError(f"cannot listen on {self._bind}")
-        await server.start()
+        else:
+            host, _, port = self._bind.rpartition(":")
+            try:
+                await server.start_tcp(host.removeprefix("[").removesuffix("]"), int(port))
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {self._bind}: {exc.strerror}") from exc
         self._server = server
         log.info("discovery handler %s serving on %s", self.handler.name, self.endpoint)
 
     async def stop(self, grace: float | None = 1.0) -> None:
+        """Stop serving and remove our socket. Open Discover streams are cancelled at once;
+        their handlers get `grace` seconds (None: no limit) to finish."""
         self.service.stopping = True
         if self._server is not None:
             await self._server.stop(grace)

@@ -92,9 +92,11 @@ def twins_agree() -> None:
 
 
 def grpc_round_trip() -> None:
-    import grpc
+    import asyncio
 
-    from akri._proto import discovery_pb2, discovery_pb2_grpc
+    from grpclib.client import Channel
+
+    from akri._proto import discovery_grpc, discovery_pb2
 
     with tempfile.TemporaryDirectory(prefix="akri-smoke-") as tmp:
         env = {**os.environ, "DISCOVERY_HANDLERS_DIRECTORY": tmp, "DEBUG_ECHO_INSTANCES_SHARED": "true"}
@@ -113,14 +115,19 @@ def grpc_round_trip() -> None:
                     check(False, f"`akri handler debugEcho` exited: {log.read()}")
                 check(time.monotonic() < deadline, "the handler's socket did not appear in 30 s")
                 time.sleep(0.05)
-            with grpc.insecure_channel(f"unix://{sock}") as channel:
-                stub = discovery_pb2_grpc.DiscoveryHandlerStub(channel)
-                stream = stub.Discover(
-                    discovery_pb2.DiscoverRequest(discovery_details="descriptions: [cam0, cam1]\n"),
-                    timeout=30,
-                )
-                first = next(iter(stream))
-                stream.cancel()
+
+            async def first_list() -> discovery_pb2.DiscoverResponse:
+                request = discovery_pb2.DiscoverRequest(discovery_details="descriptions: [cam0, cam1]\n")
+                async with Channel(path=str(sock)) as channel:
+                    stub = discovery_grpc.DiscoveryHandlerStub(channel)
+                    async with stub.Discover.open(timeout=30) as stream:
+                        await stream.send_message(request, end=True)
+                        response = await stream.recv_message()
+                        await stream.cancel()
+                check(response is not None, "Discover ended without a device list")
+                return response
+
+            first = asyncio.run(first_list())
             ids = sorted(d.id for d in first.devices)
             check(ids == ["cam0", "cam1"], f"Discover returned {ids}")
         finally:

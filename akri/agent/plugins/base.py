@@ -14,10 +14,11 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import grpc
+from grpclib import GRPCError, Status
+from grpclib.server import Stream
 
+from akri._proto import deviceplugin_grpc as dp_grpc
 from akri._proto import deviceplugin_pb2 as dp
-from akri._proto import deviceplugin_pb2_grpc as dp_grpc
 from akri.agent.plugins.slot_store import SlotStore
 from akri.model.naming import resource_name
 
@@ -33,12 +34,12 @@ RELEASE_TOMBSTONE_SECONDS = 30.0
 class AllocationFailed(Exception):
     """Allocate cannot be honoured; carries the gRPC status the kubelet will see."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: Status, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-class DevicePluginBase(dp_grpc.DevicePluginServicer):
+class DevicePluginBase(dp_grpc.DevicePluginBase):
     """The kubelet-facing half of a plugin: lists, options and the Allocate entry point."""
 
     def __init__(self, name: str, node: str, store: SlotStore, lock: asyncio.Lock) -> None:
@@ -68,13 +69,21 @@ class DevicePluginBase(dp_grpc.DevicePluginServicer):
     def device_health(self) -> dict[str, bool]:
         raise NotImplementedError
 
-    # --- kubelet calls --------------------------------------------------------------------
-    async def GetDevicePluginOptions(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        return dp.DevicePluginOptions(pre_start_required=False, get_preferred_allocation_available=True)
+    # --- kubelet calls (grpclib handlers: one stream per call) -----------------------------
+    async def GetDevicePluginOptions(self, stream: Stream[Any, Any]) -> None:
+        await stream.recv_message()
+        await stream.send_message(
+            dp.DevicePluginOptions(pre_start_required=False, get_preferred_allocation_available=True)
+        )
 
-    async def ListAndWatch(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        # the full list at once, then again whenever it changed (an Instance update that
-        # leaves every id's health as it was sends nothing)
+    async def ListAndWatch(self, stream: Stream[Any, Any]) -> None:
+        await stream.recv_message()
+        async for response in self.device_lists():
+            await stream.send_message(response)
+
+    async def device_lists(self) -> AsyncIterator[Any]:
+        """The full list at once, then again whenever it changed (an Instance update that
+        leaves every id's health as it was sends nothing); ends when the plugin closes."""
         last: dict[str, bool] | None = None
         while not self.closed:
             version = self._version
@@ -88,15 +97,33 @@ class DevicePluginBase(dp_grpc.DevicePluginServicer):
             if self._version == version:
                 await event.wait()
 
-    async def PreStartContainer(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def PreStartContainer(self, stream: Stream[Any, Any]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
         log.debug(
             "%s: PreStartContainer(%s) called although not requested",
             self.resource_name,
             list(request.devices_ids),
         )
-        return dp.PreStartContainerResponse()
+        await stream.send_message(dp.PreStartContainerResponse())
 
-    async def GetPreferredAllocation(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def GetPreferredAllocation(self, stream: Stream[Any, Any]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        await stream.send_message(await self.preferred_allocation(request))
+
+    async def Allocate(self, stream: Stream[Any, Any]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        try:
+            response = await self.allocate_request(request)
+        except AllocationFailed as exc:
+            raise GRPCError(exc.code, str(exc)) from None
+        await stream.send_message(response)
+
+    # --- the calls' logic -----------------------------------------------------------------
+    async def preferred_allocation(self, request: Any) -> Any:
+        """PreferredAllocationRequest -> PreferredAllocationResponse."""
         responses = []
         async with self.lock:
             for creq in request.container_requests:
@@ -106,7 +133,8 @@ class DevicePluginBase(dp_grpc.DevicePluginServicer):
                 responses.append(dp.ContainerPreferredAllocationResponse(deviceIDs=ids))
         return dp.PreferredAllocationResponse(container_responses=responses)
 
-    async def Allocate(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def allocate_request(self, request: Any) -> Any:
+        """AllocateRequest -> AllocateResponse; raises AllocationFailed."""
         self.allocate_calls += 1
         requests = [list(c.devices_ids) for c in request.container_requests]
         try:
@@ -114,7 +142,7 @@ class DevicePluginBase(dp_grpc.DevicePluginServicer):
                 responses = await self.allocate(requests)
         except AllocationFailed as exc:
             log.warning("%s: Allocate %s refused: %s", self.resource_name, requests, exc)
-            await context.abort(exc.code, str(exc))
+            raise
         now = time.monotonic()
         for ids in requests:
             for device_id in ids:

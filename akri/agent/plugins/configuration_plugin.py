@@ -28,7 +28,7 @@ import logging
 import time
 from typing import Any
 
-import grpc
+from grpclib import Status
 
 from akri.agent.plugins.base import AllocationFailed, DevicePluginBase, first_n, rank_key
 from akri.agent.plugins.instance_plugin import InstancePlugin
@@ -149,7 +149,7 @@ class ConfigurationPlugin(DevicePluginBase):
         owner = self._free_owner(vdev)
         if owner is None:
             raise AllocationFailed(
-                grpc.StatusCode.INVALID_ARGUMENT, f"Invalid virtual device {vdev!r} for {self.resource_name}"
+                Status.INVALID_ARGUMENT, f"Invalid virtual device {vdev!r} for {self.resource_name}"
             )
         others = sorted(
             (i for i in self.instances.values() if i is not owner and i.view.device_ready),
@@ -170,7 +170,7 @@ class ConfigurationPlugin(DevicePluginBase):
                 self.recompute()
                 return inst
         raise AllocationFailed(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            Status.RESOURCE_EXHAUSTED,
             f"no free slot left in any Instance of {self.configuration} for {vdev}",
         )
 
@@ -182,7 +182,7 @@ class ConfigurationPlugin(DevicePluginBase):
                 won = await self.store.claim(inst.view.namespace, inst.name, table.slot_id(slot), value)
             except Exception as exc:
                 raise AllocationFailed(
-                    grpc.StatusCode.UNAVAILABLE, f"cannot record the slot claim for {inst.name}: {exc}"
+                    Status.UNAVAILABLE, f"cannot record the slot claim for {inst.name}: {exc}"
                 ) from exc
             if won:
                 table.claim_config_at(slot, vdev)
@@ -238,7 +238,7 @@ class ConfigurationPlugin(DevicePluginBase):
             if await self._claim_on(inst, vdev) >= 0:
                 inst.changed()
                 return inst
-        raise AllocationFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, "no free slot")
+        raise AllocationFailed(Status.RESOURCE_EXHAUSTED, "no free slot")
 
     async def free(self, device_id: str, snapshot: float) -> bool:
         async with self.lock:

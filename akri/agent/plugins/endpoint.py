@@ -2,8 +2,8 @@
 
 The socket is `<dir>/<name>-<unix seconds>.sock`, mode 0600 (only the kubelet, as root,
 connects), serving BEFORE `Register` is sent, as the device-plugin API requires. A new socket
-always gets a name no earlier socket of this plugin had: gRPC unlinks a socket path when its
-server stops, so re-using the path would let the old server delete the new socket.
+always gets a name no earlier socket of this plugin had: stopping the old server unlinks its
+socket path, so re-using the path would let the old server delete the new socket.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import os
 import time
 from pathlib import Path
 
-import grpc
+from grpclib.client import Channel
 
+from akri._proto import deviceplugin_grpc as dp_grpc
 from akri._proto import deviceplugin_pb2 as dp
-from akri._proto import deviceplugin_pb2_grpc as dp_grpc
 from akri.agent.plugins.base import DevicePluginBase
-from akri.unix_socket import bind_unix
+from akri.grpc_client import RPC_ERRORS, describe
+from akri.grpc_server import GrpcServer
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class PluginEndpoint:
         self.socket_path: Path | None = None
         self.registered_with: tuple[int, int] | None = None  # kubelet_signature at registration
         self.registrations = 0
-        self._server: grpc.aio.Server | None = None
+        self._server: GrpcServer | None = None
         self._used_names: set[str] = set()
 
     @property
@@ -78,19 +79,19 @@ class PluginEndpoint:
         path = self._new_socket_path()
         if len(os.fsencode(path)) > MAX_SOCKET_PATH:
             raise OSError(f"socket path {path} is longer than {MAX_SOCKET_PATH} bytes (unix socket limit)")
-        server = grpc.aio.server()
-        dp_grpc.add_DevicePluginServicer_to_server(self.plugin, server)
-        bind_unix(server, path, SOCKET_MODE)
-        await server.start()
+        server = GrpcServer([self.plugin])
+        await server.start_unix(path, SOCKET_MODE)
         old, self._server = self._server, server
-        self.socket_path = path
+        old_path, self.socket_path = self.socket_path, path
         self.registered_with = None
         if old is not None:
-            await old.stop(0)
+            await old.stop()
+        if old_path is not None:
+            old_path.unlink(missing_ok=True)
         log.debug("%s: serving on %s", self.plugin.resource_name, path)
 
     async def register(self, signature: tuple[int, int] | None) -> None:
-        """Send RegisterRequest to the kubelet; raises grpc.aio.AioRpcError / OSError."""
+        """Send RegisterRequest to the kubelet; raises GRPCError / StreamTerminatedError / OSError."""
         if self.socket_path is None:
             raise RuntimeError("serve() before register()")
         request = dp.RegisterRequest(
@@ -99,7 +100,7 @@ class PluginEndpoint:
             resource_name=self.plugin.resource_name,
             options=dp.DevicePluginOptions(pre_start_required=False, get_preferred_allocation_available=True),
         )
-        async with grpc.aio.insecure_channel(f"unix://{self.directory / KUBELET_SOCKET}") as channel:
+        async with Channel(path=str(self.directory / KUBELET_SOCKET)) as channel:
             await dp_grpc.RegistrationStub(channel).Register(request, timeout=REGISTER_TIMEOUT)
         self.registered_with = signature
         self.registrations += 1
@@ -122,8 +123,8 @@ class PluginEndpoint:
             return True
         try:
             await self.register(signature)
-        except (grpc.aio.AioRpcError, OSError) as exc:
-            detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else exc
+        except RPC_ERRORS as exc:
+            detail = describe(exc)
             log.warning("registering %s with the kubelet failed: %s", self.plugin.resource_name, detail)
             return False
         return True
@@ -132,7 +133,7 @@ class PluginEndpoint:
         self.plugin.close()
         server, self._server = self._server, None
         if server is not None:
-            await server.stop(0)
+            await server.stop()
         if self.socket_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()

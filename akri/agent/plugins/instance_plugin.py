@@ -27,7 +27,7 @@ import logging
 import time
 from typing import Any
 
-import grpc
+from grpclib import Status
 
 from akri import _fast
 from akri.agent.plugins.base import (
@@ -216,12 +216,12 @@ class InstancePlugin(DevicePluginBase):
                     token = self._token(device_id)
                     if token < 0:
                         raise AllocationFailed(
-                            grpc.StatusCode.INVALID_ARGUMENT,
+                            Status.INVALID_ARGUMENT,
                             f"Invalid device id {device_id!r} for {self.resource_name}",
                         )
                     if not await self._back(token, new_claims):
                         raise AllocationFailed(
-                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            Status.RESOURCE_EXHAUSTED,
                             f"no free slot of {self.view.name} left for {device_id}",
                         )
         except BaseException:
@@ -254,7 +254,7 @@ class InstancePlugin(DevicePluginBase):
                 )
             except Exception as exc:
                 raise AllocationFailed(
-                    grpc.StatusCode.UNAVAILABLE, f"cannot record the slot claim for {self.view.name}: {exc}"
+                    Status.UNAVAILABLE, f"cannot record the slot claim for {self.view.name}: {exc}"
                 ) from exc
             if won:
                 table.claim(slot)

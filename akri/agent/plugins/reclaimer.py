@@ -22,11 +22,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import grpc
+from grpclib.client import Channel
 
+from akri._proto import podresources_grpc as pr_grpc
 from akri._proto import podresources_pb2 as pr
-from akri._proto import podresources_pb2_grpc as pr_grpc
 from akri.agent.plugins.base import DevicePluginBase
+from akri.grpc_client import RPC_ERRORS, describe
 from akri.model.constants import AKRI_PREFIX
 from akri.runtime import stop_task
 
@@ -84,7 +85,7 @@ class SlotReclaimer:
 
     async def list_in_use(self) -> dict[str, set[str]]:
         """resource -> device ids the kubelet's containers hold (akri.sh/ resources only)."""
-        async with grpc.aio.insecure_channel(f"unix://{self.socket}") as channel:
+        async with Channel(path=str(self.socket)) as channel:
             response = await pr_grpc.PodResourcesListerStub(channel).List(
                 pr.ListPodResourcesRequest(), timeout=LIST_TIMEOUT
             )
@@ -103,9 +104,9 @@ class SlotReclaimer:
         snapshot = time.monotonic()
         try:
             in_use = await self.list_in_use()
-        except (grpc.aio.AioRpcError, OSError) as exc:
+        except RPC_ERRORS as exc:
             if not self._unreachable:
-                detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else exc
+                detail = describe(exc)
                 log.warning(
                     "kubelet pod-resources at %s unreachable (%s): skipping slot reclaim until it answers",
                     self.socket,

@@ -1,0 +1,51 @@
+"""What every akri gRPC client call (grpclib) can fail with, and how to say it in a log line.
+
+A call fails with GRPCError when the server answered with a status, StreamTerminatedError when
+the connection or stream broke mid-call, and OSError when there was nobody to connect to
+(a missing socket, a refused connection) or the call's `timeout=` ran out (TimeoutError).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from grpclib import GRPCError
+from grpclib.client import Channel
+from grpclib.exceptions import StreamTerminatedError
+
+RPC_ERRORS: tuple[type[Exception], ...] = (GRPCError, StreamTerminatedError, OSError)
+
+
+def describe(exc: BaseException) -> str:
+    """`INVALID_ARGUMENT: name: must not be empty`, `ConnectionRefusedError: [Errno 111] ...`."""
+    if isinstance(exc, GRPCError):
+        return f"{exc.status.name}: {exc.message}" if exc.message else exc.status.name
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def channel(target: str) -> Channel:
+    """A plaintext channel to a gRPC target: `unix:///abs/path`, `unix:path`, `host:port` or
+    `[v6addr]:port` (the forms grpcio accepts, and HandlerEndpoint.target holds)."""
+    if target.startswith("unix:"):
+        path = target.removeprefix("unix:")
+        if path.startswith("//"):
+            path = path[2:]
+        return Channel(path=path)
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"gRPC target {target!r}: expected host:port or unix:///path")
+    return Channel(host.removeprefix("[").removesuffix("]"), int(port))
+
+
+async def reachable(target: str, within: float) -> bool:
+    """Does something accept connections at `target` within `within` seconds?"""
+    ch = channel(target)
+    try:
+        async with asyncio.timeout(within):  # not wait_for: on 3.11 it can swallow a cancellation
+            await ch.__connect__()  # grpclib's "connect now" (what its calls do first)
+        return True
+    except OSError:  # TimeoutError included
+        return False
+    finally:
+        ch.close()
