@@ -85,12 +85,18 @@ class PathWatcher:
         self.close()
 
     def close(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            self._pump = None
-        if self._inotify is not None:
-            self._inotify.close()
-            self._inotify = None
+        pump, ino = self._pump, self._inotify
+        self._pump = self._inotify = None
+        if pump is not None and not pump.done():
+            pump.cancel()
+            if ino is not None:
+                # The pump takes the fd off the event loop (remove_reader) as it unwinds, one loop
+                # step later: close the fd only then. Closed first, its number can be reused by a
+                # new socket while the loop still watches it, and uvloop aborts the process.
+                pump.add_done_callback(lambda _: ino.close())
+                return
+        if ino is not None:
+            ino.close()
 
     def _start_inotify(self) -> None:
         mask = asyncinotify.Mask
