@@ -12,9 +12,6 @@ grpc-go is): statuses, messages and stream cancellation must cross over in both 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -31,13 +28,6 @@ pytestmark = pytest.mark.slow
 
 WAIT = 10.0  # only to avoid hanging
 TIMINGS = RequestTimings(first_list_timeout=5.0, hold_seconds=5.0, reconnect_timeout=1.0)
-
-
-@pytest.fixture
-def sockdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="akri-interop-", dir="/tmp"))  # short: unix socket paths
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def until(predicate, what: str):

@@ -8,10 +8,7 @@ command lines exit 2 with a message that says what to fix.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
-from pathlib import Path
+from collections.abc import AsyncIterator, Mapping
 
 import grpc
 import pytest
@@ -44,13 +41,6 @@ class Flaky(DiscoveryHandler):
         if details == "crash":
             raise RuntimeError("bug in the handler")
         await asyncio.Event().wait()
-
-
-@pytest.fixture
-def sockdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="akri-hs-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.slow

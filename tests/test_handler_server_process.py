@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -59,14 +57,6 @@ class AgentRegistration(pb_grpc.RegistrationServicer):
 
     async def next(self) -> pb.RegisterDiscoveryHandlerRequest:
         return await asyncio.wait_for(self.requests.get(), WAIT)
-
-
-@pytest.fixture
-def sockdir() -> Iterator[Path]:
-    # short path: unix socket paths are limited to 108 bytes
-    path = Path(tempfile.mkdtemp(prefix="akri-dh-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

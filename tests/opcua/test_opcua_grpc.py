@@ -4,9 +4,6 @@ it to an agent), over a real unix socket, against the real LDS."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -19,13 +16,6 @@ from akri.discovery.server import HandlerServer
 
 pytestmark = pytest.mark.slow
 WAIT = 10.0
-
-
-@pytest.fixture
-def sockdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="akri-opcua-", dir="/tmp"))  # short: unix socket paths
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_discover_over_grpc(opcua_lab, sockdir: Path):
