@@ -375,3 +375,49 @@ async def test_standalone_handler_dies_is_dropped_and_is_used_again(tmp_path: Pa
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+class FailsOnce(DebugEchoHandler):
+    """debugEcho whose first Discover stream breaks before sending anything."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.streams = 0
+
+    async def discover(self, details, properties):
+        self.streams += 1
+        if self.streams == 1:
+            raise RuntimeError("the device bus hiccuped")
+        async for devices in super().discover(details, properties):
+            yield devices
+
+
+class BrokenObserver:
+    """A metrics observer with a bug: it raises while a stream failure is being handled, i.e.
+    outside the stream loop's own error handling."""
+
+    def __init__(self) -> None:
+        self.responses = 0
+
+    def discovery_response(self, configuration: str, handler: str, first_after: float | None) -> None:
+        self.responses += 1
+
+    def discovery_failure(self, configuration: str, handler: str) -> None:
+        raise ValueError("bug in the observer")
+
+
+async def test_a_crashed_stream_task_is_restarted(tmp_path: Path, caplog) -> None:
+    registry = HandlerRegistry()
+    kube = Kube.from_config(write_kubeconfig("http://127.0.0.1:9", tmp_path / "kc"))
+    observer = BrokenObserver()
+    requests = DiscoveryRequests(registry, kube, "node-a", lambda key: None, timings=FAST, observer=observer)
+    handler = FailsOnce(shared=True, availability_file=tmp_path / "avail")
+    try:
+        registry.register_embedded(handler)
+        request = await requests.ensure(configuration())
+        snap = await until(lambda: (s := request.snapshot()).devices and s, what="devices after the crash")
+        assert len(snap.devices) == 2 and handler.streams == 2 and observer.responses >= 1
+        assert "crashed; restarting it" in caplog.text and "bug in the observer" in caplog.text
+    finally:
+        await requests.close()
+        await kube.close()

@@ -205,6 +205,23 @@ class DiscoveryRequest:
             self._mark_stale(st)
             st.ep, st.dead, st.failed, st.started_at, st.awaiting_first = ep, False, None, now, True
         st.task = asyncio.create_task(self._run(st), name=f"discover {self.key[0]}/{self.key[1]} {ep.uid}")
+        st.task.add_done_callback(lambda task: self._stream_task_done(st, task))
+
+    def _stream_task_done(self, st: _EndpointStream, task: asyncio.Task[None]) -> None:
+        """Supervise a stream task: `_run` returns only on purpose (details rejected, endpoint
+        dropped); one that died of a bug is logged and started again after a back-off, so one
+        endpoint's devices never silently freeze."""
+        if task.cancelled() or task.exception() is None or self._closed or st.task is not task:
+            return
+        log.error("discovery %s/%s: stream of endpoint %s crashed; restarting it", *self.key, st.ep.uid,
+                  exc_info=task.exception())
+        self._mark_stale(st)
+
+        def restart() -> None:
+            if not self._closed and st.task is task and not st.dead:
+                self._start_stream(st.ep)
+
+        self._loop.call_later(STREAM_BACKOFF.delay(0), restart)
 
     @staticmethod
     def _cancel(st: _EndpointStream) -> None:
