@@ -1,4 +1,6 @@
-"""What the benchmark scripts share: a process's memory read from /proc, an `akri agent`
+"""What the benchmark scripts share: the API double as a process (HTTPS by default, as every
+real cluster: a TLS client context and handshake are part of what a node's processes cost),
+a process's memory read from /proc, an `akri agent`
 (debugEcho embedded) brought to N Instances against the API and kubelet doubles (the agent's
 RSS in bench/footprint.py and bench/deploy_footprint.py), and a JSON result printed and saved
 (bench/deploy_footprint.py, bench/event_vs_polling.py).
@@ -9,6 +11,7 @@ are tests/e2e's.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -21,7 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 if TYPE_CHECKING:  # imported where used: bench/event_vs_polling.py measures in this process
     from e2e.cluster import Cluster
-    from e2e.procs import AgentProcess, KubeletProcess, ProcessGroup
+    from e2e.procs import AgentProcess, ApiServerProcess, KubeletProcess, ProcessGroup
+
+
+def add_plain_http_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plain-http", action="store_true",
+                        help="talk to the API double over plain HTTP (default: HTTPS, the server verified "
+                             "against a CA in the kubeconfig, as on a real cluster)")
+
+
+def start_apiserver(procs: ProcessGroup, *, tls: bool = True) -> ApiServerProcess:
+    """The API double as a process of `procs`; `tls`: HTTPS with a throwaway CA that its
+    kubeconfig carries (every client verifies the server against it)."""
+    return procs.apiserver(tls=tls)
 
 
 def status_kib(pid: int, field: str = "VmRSS") -> int:

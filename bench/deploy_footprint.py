@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Resident memory (VmRSS) of every Akri process, as deployed, at idle and under load.
 
-    python bench/deploy_footprint.py [--json bench/results/footprint.json] [--instances 100]
+    python bench/deploy_footprint.py [--json bench/results/footprint.json] [--instances 100] [--plain-http]
 
 Starts the Kubernetes API server double and the kubelet double (each its own process, not
-measured) and then, one at a time, the processes deploy/ runs, each measured from
+measured; the API over HTTPS with a throwaway CA in the kubeconfig, as on a real cluster, unless
+--plain-http) and then, one at a time, the processes deploy/ runs, each measured from
 /proc/<pid>/status once it has settled:
 
 * `akri handler debugEcho` and `akri handler udev`: idle, then serving one Discover stream
@@ -35,7 +36,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _benchlib import print_and_save, serve_instances, settled_rss, start_agent
+from _benchlib import (
+    add_plain_http_flag,
+    print_and_save,
+    serve_instances,
+    settled_rss,
+    start_agent,
+    start_apiserver,
+)
 from e2e.cluster import Cluster
 from e2e.procs import LoggedProcess, ProcessGroup, wait_for
 
@@ -192,8 +200,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--instances", type=int, default=20 if QUICK else 100)
+    add_plain_http_flag(parser)
     args = parser.parse_args()
-    results: dict[str, Any] = {"python": sys.version.split()[0], "quick": QUICK}
+    results: dict[str, Any] = {"python": sys.version.split()[0], "quick": QUICK,
+                               "api_transport": "http" if args.plain_http else "https"}
     with tempfile.TemporaryDirectory(prefix="akri-footprint-") as name:
         tmp = Path(name)
         results["handler_debugEcho"] = measure_handler("debugEcho", "descriptions: [cam0, cam1]\n", tmp)
@@ -215,7 +225,7 @@ def main() -> int:
             tmp,
         )
         with ProcessGroup(tmp / "cluster") as procs:
-            kubeconfig = procs.apiserver().kubeconfig
+            kubeconfig = start_apiserver(procs, tls=not args.plain_http).kubeconfig
             results.update(measure_agent(procs, kubeconfig, args.instances))
             results["controller_idle"] = measure_controller(kubeconfig, tmp)
             results["webhook_idle"] = measure_webhook(kubeconfig, tmp)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Resident memory of an `akri agent` process: idle, and serving 10, 100 and 1,000 Instances.
 
-    python bench/footprint.py [--counts 10 100 1000] [--settle 3] [--layers] [--no-site]
+    python bench/footprint.py [--counts 10 100 1000] [--settle 3] [--layers] [--no-site] [--plain-http]
 
 The API double and the kubelet double run as separate processes; the agent embeds debugEcho
 and gets one Configuration with N descriptions (N local Instances, N instance-level device
@@ -10,6 +10,10 @@ double). Each count runs in a fresh agent, so earlier rounds leave nothing on it
 figure is VmRSS of the agent process after it converged and `--settle` seconds passed (max of
 a few samples). Also printed: the same interpreter's RSS with nothing imported and how long
 convergence took.
+
+The agent talks to the API double over HTTPS (verifying it against the CA in the kubeconfig),
+as on a real cluster: the TLS context and handshake are part of a node's footprint.
+--plain-http measures the agent over plain HTTP instead (the difference is TLS's cost).
 
 --layers prints the RSS of the agent's imports layer by layer (interpreter, asyncio, grpc, ...):
 what dominates.
@@ -32,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _benchlib import peak_rss_kib, serve_instances, start_agent
+from _benchlib import add_plain_http_flag, peak_rss_kib, serve_instances, start_agent, start_apiserver
 from e2e.cluster import Cluster
 from e2e.procs import ProcessGroup, wait_for
 
@@ -112,6 +116,7 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to sample RSS after convergence")
     parser.add_argument("--layers", action="store_true", help="print the RSS of each layer of imports")
     parser.add_argument("--no-site", action="store_true", help="run the agent with python -S")
+    add_plain_http_flag(parser)
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="akri-fp-", dir="/tmp"))
@@ -119,7 +124,7 @@ def main() -> int:
     results: list[tuple[int, int, float]] = []
     try:
         with ProcessGroup(workdir) as procs:
-            api = procs.apiserver()
+            api = start_apiserver(procs, tls=not args.plain_http)
             cluster = Cluster(api.kubeconfig)
             for run, count in enumerate([0, *args.counts]):
                 rss, elapsed = measure(procs, cluster, api.kubeconfig, count, args.settle, run, args.no_site)
@@ -132,7 +137,9 @@ def main() -> int:
         raise
     shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"\nagent RSS (VmRSS), python {sys.version.split()[0]}{' -S' if args.no_site else ''}; "
+    transport = "plain HTTP" if args.plain_http else "HTTPS"
+    print(f"\nagent RSS (VmRSS), API over {transport}, python {sys.version.split()[0]}"
+          f"{' -S' if args.no_site else ''}; "
           f"bare interpreter alike: {base / 1024:.1f} MiB")
     print(f"{'Instances':>10} {'RSS MiB':>8} {'above bare':>11} {'per Instance':>13} {'target':>8}")
     idle = results[0][1]

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime
-import ipaddress
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -20,10 +18,6 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from akri.kube import (
     ApiError,
@@ -38,57 +32,12 @@ from akri.kube import (
 from akri.kube import config as kube_config
 from akri.kube.config import ssl_context
 from akri.testing.apiserver import ApiServer
+from akri.testing.certs import Pem, issue, server_context
 
 pytestmark = pytest.mark.slow
 
 
 # --- certificates -----------------------------------------------------------------------------
-
-
-@dataclass
-class Pem:
-    cert: bytes
-    key: bytes
-
-
-def _issue(subject: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None, *,
-           ca: bool = False, server: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer[0].subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False), critical=True)
-    elif server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        usage = ExtendedKeyUsageOID.SERVER_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    else:
-        usage = ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-    return cert, key
-
-
-def _pem(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Pem:
-    return Pem(
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption()),
-    )
 
 
 @dataclass
@@ -101,13 +50,12 @@ class Pki:
 
 @pytest.fixture(scope="module")
 def pki() -> Pki:
-    ca = _issue("test-ca", None, ca=True)
-    other = _issue("other-ca", None, ca=True)
+    ca = issue("test-ca", ca=True)
     return Pki(
-        ca=_pem(*ca),
-        server=_pem(*_issue("kube-apiserver", ca, server=True)),
-        client=_pem(*_issue("admin", ca)),
-        other_ca=_pem(*other),
+        ca=ca.pem(),
+        server=issue("kube-apiserver", ca, server=True).pem(),
+        client=issue("admin", ca).pem(),
+        other_ca=issue("other-ca", ca=True).pem(),
     )
 
 
@@ -158,14 +106,7 @@ class Front:
 
 
 def server_tls(pki: Pki, tmp: Path, *, client_certs: bool = True) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    (tmp / "server.crt").write_bytes(pki.server.cert)
-    (tmp / "server.key").write_bytes(pki.server.key)
-    ctx.load_cert_chain(tmp / "server.crt", tmp / "server.key")
-    if client_certs:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(cadata=pki.ca.cert.decode())
-    return ctx
+    return server_context(pki.server, client_ca=pki.ca.cert if client_certs else None)
 
 
 def write_kubeconfig(path: Path, server: str, *, cluster: dict[str, Any] | None = None,

@@ -236,11 +236,13 @@ class ApiServerProcess(LoggedProcess):
     """`python -m akri.testing.apiserver` (its data is lost when it stops: restart tests use
     `akri.testing.apiserver.ApiServerThread`, which keeps it)."""
 
-    def __init__(self, workdir: Path, *extra: str) -> None:
+    def __init__(self, workdir: Path, *extra: str, tls: bool = False) -> None:
+        """`tls`: serve HTTPS with a throwaway CA that the kubeconfig carries."""
         self.kubeconfig = workdir / "apiserver.kubeconfig"
         super().__init__([sys.executable, "-m", "akri.testing.apiserver", "--port", "0",
-                          "--kubeconfig", str(self.kubeconfig), *extra], workdir / "apiserver.log")
-        self.url = self.wait_log(r"listening on (http://\S+)").group(1)
+                          "--kubeconfig", str(self.kubeconfig), *(["--tls"] if tls else []), *extra],
+                         workdir / "apiserver.log")
+        self.url = self.wait_log(r"listening on (https?://\S+)").group(1)
 
 
 class ProcessGroup:
@@ -268,8 +270,8 @@ class ProcessGroup:
                 log_name: str | None = None) -> HandlerProcess:
         return self._track(HandlerProcess(self.workdir, name, directory, env=env, log_name=log_name))
 
-    def apiserver(self, *extra: str) -> ApiServerProcess:
-        return self._track(ApiServerProcess(self.workdir, *extra))
+    def apiserver(self, *extra: str, tls: bool = False) -> ApiServerProcess:
+        return self._track(ApiServerProcess(self.workdir, *extra, tls=tls))
 
     def close(self) -> None:
         for proc in reversed(self.started):

@@ -2,10 +2,12 @@
 
 Start it with `python -m akri.testing.apiserver --port 0 --kubeconfig FILE` (prints
 `listening on http://127.0.0.1:PORT`), `async with ApiServer() as api` (in the test's loop) or
-`with ApiServerThread() as api` (own thread, for sync clients). `api.url`, `api.kubeconfig_path`,
-`api.store` (assertions and direct writes: `get_object`, `list_objects`, `create_object`,
-`patch_object`, `delete_object`, `set_pod_phase`, `close_watches`), `stop()`/`start()` (same
-port, same data, same watch history). pytest fixtures: `akri.testing.fixtures`.
+`with ApiServerThread() as api` (own thread, for sync clients). `--tls` / `tls=True` serves HTTPS
+with a throwaway CA that the kubeconfig carries (`api.ca_pem`), as real clusters do.
+`api.url`, `api.kubeconfig_path`, `api.store` (assertions and direct writes: `get_object`,
+`list_objects`, `create_object`, `patch_object`, `delete_object`, `set_pod_phase`,
+`close_watches`), `stop()`/`start()` (same port, same data, same watch history).
+pytest fixtures: `akri.testing.fixtures`.
 
 What behaves like kube-apiserver (lightkube, the official `kubernetes` client, its DynamicClient
 and kubectl are tested against it):

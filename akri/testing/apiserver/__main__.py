@@ -1,7 +1,11 @@
-"""`python -m akri.testing.apiserver --port PORT [--host H] [--kubeconfig FILE]`
+"""`python -m akri.testing.apiserver --port PORT [--host H] [--kubeconfig FILE] [--tls]`
 
 Serves until SIGTERM/SIGINT (then exits 0). Prints `listening on http://HOST:PORT` (flushed) once
 the port is bound, so a test can start it with --port 0 and read the chosen port.
+
+--tls serves HTTPS (`listening on https://HOST:PORT`) as a real cluster does: a throwaway CA
+signs a certificate for HOST, localhost, 127.0.0.1 and ::1, and the kubeconfig carries the CA as
+`certificate-authority-data` (clients verify the server against it; the token user is unchanged).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
     parser.add_argument("--kubeconfig", metavar="FILE", help="write a kubeconfig pointing at the server")
     parser.add_argument("--namespace", default="default", help="namespace of the kubeconfig context")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS with a throwaway CA (written into the kubeconfig)")
     parser.add_argument(
         "--history-size",
         type=int,
@@ -43,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     store = Store(history_size=args.history_size, garbage_collection=not args.no_gc)
-    server = ApiServer(store, host=args.host, port=args.port, bookmark_interval=args.bookmark_interval)
+    server = ApiServer(store, host=args.host, port=args.port, bookmark_interval=args.bookmark_interval,
+                       tls=args.tls)
     await server.start()
     if args.kubeconfig:
         server.kubeconfig(args.kubeconfig, namespace=args.namespace)

@@ -2,6 +2,11 @@
 (`ApiServerThread`, for synchronous clients such as the official `kubernetes` package), plus the
 kubeconfig that points clients at it.
 
+With `tls=True` the double serves HTTPS as every real cluster does, with a server certificate for
+its host (and localhost/127.0.0.1/::1) signed by a throwaway CA made at construction; the
+kubeconfig carries that CA as `certificate-authority-data`, so clients verify the server as
+they would a real one. The CA stays the same across `stop()`/`start()`.
+
 Both keep their `Store` across `stop()`/`start()`, and `start()` after a `stop()` binds the same
 port again: a test can take the API server away and bring it back with the same data, as a real
 apiserver restart looks to clients.
@@ -10,6 +15,7 @@ apiserver restart looks to clients.
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import os
 import tempfile
@@ -21,6 +27,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from ..certs import LOCAL_HOSTS, ServerPki, server_context
 from .routes import ApiHandler
 from .store import DEFAULT_HISTORY_SIZE, Store
 
@@ -29,12 +36,17 @@ T = TypeVar("T")
 TOKEN = "akri-testing-token"
 
 
-def kubeconfig_dict(url: str, *, namespace: str = "default", token: str = TOKEN) -> dict[str, Any]:
-    """A kubeconfig with a token user (lightkube's KubeConfig.from_server fails without a user)."""
+def kubeconfig_dict(url: str, *, namespace: str = "default", token: str = TOKEN,
+                    ca_pem: bytes | None = None) -> dict[str, Any]:
+    """A kubeconfig with a token user (lightkube's KubeConfig.from_server fails without a user);
+    `ca_pem`: the CA that signed an https server's certificate."""
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode("ascii")
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "akri-testing", "cluster": {"server": url}}],
+        "clusters": [{"name": "akri-testing", "cluster": cluster}],
         "users": [{"name": "akri-testing", "user": {"token": token}}],
         "contexts": [
             {
@@ -47,11 +59,12 @@ def kubeconfig_dict(url: str, *, namespace: str = "default", token: str = TOKEN)
     }
 
 
-def write_kubeconfig(url: str, path: str | os.PathLike[str], *, namespace: str = "default") -> Path:
+def write_kubeconfig(url: str, path: str | os.PathLike[str], *, namespace: str = "default",
+                     ca_pem: bytes | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(kubeconfig_dict(url, namespace=namespace), sort_keys=False))
+    tmp.write_text(yaml.safe_dump(kubeconfig_dict(url, namespace=namespace, ca_pem=ca_pem), sort_keys=False))
     tmp.replace(path)  # readers never see half a file
     return path
 
@@ -77,10 +90,16 @@ class ApiServer:
         bookmark_interval: float = 60.0,
         history_size: int = DEFAULT_HISTORY_SIZE,
         garbage_collection: bool = True,
+        tls: bool | ServerPki = False,
     ) -> None:
+        """`tls`: serve HTTPS, with a throwaway CA (True) or the given certificates."""
         self.store = store or Store(history_size=history_size, garbage_collection=garbage_collection)
         self.host = host
         self.port = port
+        if tls is True:
+            tls = ServerPki.for_hosts([*LOCAL_HOSTS, host], name="akri-testing-apiserver")
+        self.pki: ServerPki | None = tls or None
+        self._ssl = server_context(self.pki.server) if self.pki else None
         self.handler = ApiHandler(self.store, bookmark_interval=bookmark_interval)
         self._runner: web.AppRunner | None = None
         self._kubeconfig: Path | None = None
@@ -88,7 +107,12 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.pki else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA certificate (PEM) clients must trust, None when serving plain HTTP."""
+        return self.pki.ca.cert if self.pki else None
 
     @property
     def running(self) -> bool:
@@ -103,7 +127,7 @@ class ApiServer:
             self.handler.make_app(), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=self._ssl)
         try:
             await site.start()
         except BaseException:
@@ -136,16 +160,16 @@ class ApiServer:
             fd, name = tempfile.mkstemp(prefix="akri-apiserver-", suffix=".kubeconfig")
             os.close(fd)
             path, self._own_kubeconfig = name, True
-            self._kubeconfig = write_kubeconfig(self.url, path, namespace=namespace)
+            self._kubeconfig = write_kubeconfig(self.url, path, namespace=namespace, ca_pem=self.ca_pem)
             return self._kubeconfig
-        return write_kubeconfig(self.url, path, namespace=namespace)
+        return write_kubeconfig(self.url, path, namespace=namespace, ca_pem=self.ca_pem)
 
     @property
     def kubeconfig_path(self) -> Path:
         return self.kubeconfig()
 
     def kubeconfig_dict(self, *, namespace: str = "default") -> dict[str, Any]:
-        return kubeconfig_dict(self.url, namespace=namespace)
+        return kubeconfig_dict(self.url, namespace=namespace, ca_pem=self.ca_pem)
 
     def _cleanup_kubeconfig(self) -> None:
         if self._own_kubeconfig and self._kubeconfig is not None:
@@ -254,6 +278,10 @@ class ApiServerThread:
     @property
     def port(self) -> int:
         return self.server.port
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        return self.server.ca_pem
 
     @property
     def kubeconfig_path(self) -> Path:
