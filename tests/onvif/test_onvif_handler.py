@@ -343,34 +343,27 @@ async def test_two_streams_share_one_listener(camera, open_stream):
     assert not handler.listener.listening
 
 
-async def test_credentials_go_only_to_the_host_that_answered_the_probe(camera, open_stream):
-    # the probe answer comes from 127.0.0.1 but names a device service on 127.0.0.2: whoever
-    # answered could be anyone on the segment, so the UsernameToken is not sent there
-    cam = await camera(host="127.0.0.2", username="admin", password="s3cret")
-    stream = open_stream(FAST + f"directedProbes: {directed(cam)}",
-                         {"username_default": b"admin", "password_default": b"s3cret"})
-    (device,) = await stream.next()  # alive, so reported, without the credential-only values
-    assert set(device.properties) == {"ONVIF_DEVICE_SERVICE_URL", "ONVIF_DEVICE_UUID"}
-    assert cam.calls and not any(c.authenticated for c in cam.calls)
+
+async def test_with_an_ip_include_list_credentials_go_only_to_listed_hosts(camera, open_stream):
+    # an impostor on 127.0.0.2 announces the real camera's UUID; the operator listed only the
+    # real camera's address, so the impostor never sees a token (and the filter drops it)
+    real = await camera(username="admin", password="pw", mac_address="02:00:00:00:00:aa")
+    impostor = await camera(host="127.0.0.2", uuid=real.uuid, username="admin", password="pw")
+    stream = open_stream(FAST + f"directedProbes: {directed(real, impostor)}\n"
+                         "ipAddresses: {items: ['127.0.0.1']}",
+                         {"username_default": b"admin", "password_default": b"pw"})
+    (device,) = await stream.next()
+    assert device.id == real.device_id
+    assert device.properties["ONVIF_DEVICE_MAC_ADDRESS"] == "02:00:00:00:00:aa"
+    assert any(c.authenticated for c in real.calls)
+    assert impostor.calls and not any(c.authenticated for c in impostor.calls)
     assert stream.handler.stats.credentials_withheld >= 1
 
 
-async def test_a_spoofed_hello_gets_no_credentials_the_cameras_own_hello_does(camera, open_stream):
-    cam = await camera(host="127.0.0.2", discovery_bind=("127.0.0.2", 0), username="admin", password="pw",
-                       mac_address="02:00:00:00:00:cc")
-    stream = open_stream(FAST + "discoveryIntervalSeconds: 600",
+async def test_without_an_ip_include_list_credentials_go_as_upstream(camera, open_stream):
+    cam = await camera(host="127.0.0.2", username="admin", password="pw", mac_address="02:00:00:00:00:bb")
+    stream = open_stream(FAST + f"directedProbes: {directed(cam)}",
                          {"username_default": b"admin", "password_default": b"pw"})
-    assert await stream.next() == []
-    listener = stream.handler.listener.address
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as spoofer:  # another host claims the camera
-        spoofer.bind(("127.0.0.1", 0))
-        spoofer.sendto(hello_message(cam.address, [cam.xaddr], cam.scopes), listener)
     (device,) = await stream.next()
-    assert "ONVIF_DEVICE_MAC_ADDRESS" not in device.properties
-    assert not any(c.authenticated for c in cam.calls)
-    assert stream.handler.stats.credentials_withheld == 1
-    await cam.hello(to=listener)  # from the camera's own address: its XAddr's host
-    (device,) = await stream.next()
-    assert device.properties["ONVIF_DEVICE_MAC_ADDRESS"] == "02:00:00:00:00:cc"
-    assert [(c.operation, c.authenticated) for c in cam.calls if c.authenticated] == [
-        ("GetNetworkInterfaces", True)]
+    assert device.properties["ONVIF_DEVICE_MAC_ADDRESS"] == "02:00:00:00:00:bb"
+    assert stream.handler.stats.credentials_withheld == 0

@@ -11,12 +11,12 @@ Finds IP cameras (ONVIF NetworkVideoTransmitter) three ways:
 
 Each camera must answer GetSystemDateAndTime (liveness, 1 s timeout); its IPv4 and MAC
 addresses come from GetNetworkInterfaces, signed with a WS-UsernameToken when the discovery
-properties hold a credential for it and the XAddr is on the host that announced it
-(WS-Discovery is unauthenticated: a credential never goes to an address someone else
-announced). Filters (scopes, uuids, ipAddresses, macAddresses) are evaluated every round.
-Devices: id `<xaddr>-<uuid>`, properties ONVIF_DEVICE_SERVICE_URL, ONVIF_DEVICE_UUID,
-ONVIF_DEVICE_IP_ADDRESS, ONVIF_DEVICE_MAC_ADDRESS. Shared: a camera on the network is
-visible from every node.
+properties hold a credential for it (with an `ipAddresses` include list, only when the XAddr's
+host is one of those addresses: WS-Discovery is unauthenticated, so otherwise anyone could
+announce a camera's UUID and collect its token). Filters (scopes, uuids, ipAddresses,
+macAddresses) are evaluated every round. Devices: id `<xaddr>-<uuid>`, properties
+ONVIF_DEVICE_SERVICE_URL, ONVIF_DEVICE_UUID, ONVIF_DEVICE_IP_ADDRESS, ONVIF_DEVICE_MAC_ADDRESS.
+Shared: a camera on the network is visible from every node.
 
 Set AKRI_ONVIF_ANNOUNCEMENTS=off to not listen for Hello/Bye (probe rounds only), e.g. when
 port 3702 is not available to the handler. Bad datagrams and SOAP answers are skipped and

@@ -29,7 +29,7 @@ class OnvifStats:
     skipped: Counter[str] = field(default_factory=Counter)       # bad datagrams, by reason
     soap_calls: int = 0
     soap_failed: Counter[str] = field(default_factory=Counter)   # failed SOAP calls, by reason
-    credentials_withheld: int = 0  # signed calls not made: the XAddr is not on the announcer's host
+    credentials_withheld: int = 0  # signed calls not made: the XAddr is not on a listed address
     _last_warning: float = field(default=0.0, repr=False)
     _withheld_warned: set[str] = field(default_factory=set, repr=False)
 
@@ -48,11 +48,11 @@ class OnvifStats:
         else:
             self._report(text + f"; {sum(self.soap_failed.values())} failed calls so far")
 
-    def withhold_credentials(self, url: str, source: str | None) -> None:
-        """Count a call that goes out unsigned because `url` is not on the announcing host."""
+    def withhold_credentials(self, url: str) -> None:
+        """Count a call that goes out unsigned because `url` is not on an `ipAddresses` address."""
         self.credentials_withheld += 1
-        text = (f"not sending credentials to {url}: it was announced from {source or 'an unknown address'}, "
-                f"not from that host (anyone can announce a camera's UUID); its IP and MAC stay unknown")
+        text = (f"not sending credentials to {url}: its host is not in the Configuration's ipAddresses "
+                f"include list (anyone can announce a camera's UUID); its IP and MAC stay unknown")
         # once per URL (bounded like the tracker's known cameras), not rate-limited with the
         # garbage warnings: an operator wondering why credentials are not used must see it
         if url not in self._withheld_warned and len(self._withheld_warned) < 1024:

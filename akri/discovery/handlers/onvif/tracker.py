@@ -11,12 +11,15 @@ camera that stops answering is dropped at the next round, one that says Bye at o
 An evaluation applies only if its Candidate is still the current one for that XAddr: a Bye
 or a newer Hello during a round wins over the round's older view.
 
-Credentials go only to an XAddr on the host the announcement came from. WS-Discovery is
-unauthenticated multicast: anyone on the segment can announce a camera's UUID with an XAddr of
-their own, and a WS-UsernameToken digest sent there can be cracked offline (upstream sends it
-anyway). A camera announces its own address, so the rule costs real cameras nothing; one that
-names another host is still reported, without the credential-only details (IP, MAC), and the
-withheld call is counted in `stats.credentials_withheld`.
+Credentials and WS-Discovery: announcements are unauthenticated, so anyone on the segment can
+announce a camera's UUID with an XAddr of their own and collect the WS-UsernameToken digest the
+camera's credential produces (crackable offline; upstream sends it to whoever announced). Nothing
+in an announcement can be verified, so the trust has to come from the operator: when the
+Configuration has an `ipAddresses` include list, credentials go only to XAddrs whose host is one
+of those addresses (the cameras the operator named). Another host is still probed without
+credentials (so its IP and MAC stay unknown, and the include filter drops it), and the withheld
+call is counted in `stats.credentials_withheld`. Without such a list credentials are sent as
+upstream does.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from akri.discovery.device import Device
-from akri.discovery.filters import FilterList, execute_filter
+from akri.discovery.filters import FilterAction, FilterList, execute_filter
 from akri.discovery.handlers.onvif.client import OnvifClient
 from akri.discovery.handlers.onvif.credentials import Credential, CredentialStore
 from akri.discovery.handlers.onvif.details import OnvifDetails
@@ -67,19 +70,22 @@ class Candidate:
     xaddr: str
     uuid: str
     scopes: tuple[str, ...]
-    source: str | None = None  # IP address the announcement or probe answer came from
 
 
-def xaddr_on_source(xaddr: str, source: str | None) -> bool:
-    """True when `xaddr`'s host is the IP address `source` (a name never matches: it could
-    resolve anywhere)."""
-    if source is None:
-        return False
+def xaddr_host_listed(xaddr: str, addresses: tuple[str, ...]) -> bool:
+    """True when `xaddr`'s host is an IP address equal to one of `addresses` (a host name never
+    matches: it could resolve anywhere)."""
     try:
-        host = urlsplit(xaddr).hostname
-        return host is not None and ipaddress.ip_address(host) == ipaddress.ip_address(source)
+        host = ipaddress.ip_address(urlsplit(xaddr).hostname or "")
     except ValueError:
         return False
+    for address in addresses:
+        try:
+            if ipaddress.ip_address(address.strip()) == host:
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 class _Dead:
@@ -125,16 +131,15 @@ class CameraTracker:
 
     # ------------------------------------------------------------ learning about cameras
 
-    def learn(self, endpoint: Endpoint, source: str | None = None) -> list[Candidate]:
-        """Record the endpoint's XAddrs as current candidates (announced from IP `source`);
-        returns the new Candidates."""
+    def learn(self, endpoint: Endpoint) -> list[Candidate]:
+        """Record the endpoint's XAddrs as current candidates; returns the new Candidates."""
         uuid = endpoint.uuid
         learned = []
         for xaddr in endpoint.xaddrs:
             if xaddr not in self.known and len(self.known) >= self.max_known:
                 self.stats.skip("too-many-cameras", xaddr, f"already tracking {self.max_known} addresses")
                 continue
-            candidate = Candidate(xaddr, uuid, endpoint.scopes, source)
+            candidate = Candidate(xaddr, uuid, endpoint.scopes)
             self.known[xaddr] = candidate
             learned.append(candidate)
         return learned
@@ -150,11 +155,14 @@ class CameraTracker:
         return changed
 
     def credential_for(self, candidate: Candidate) -> Credential | None:
-        """The credential to sign calls to `candidate` with: only on the announcer's own host."""
+        """The credential to sign calls to `candidate` with (see the module docstring)."""
         credential = self.credentials.get(candidate.uuid)
-        if credential is None or xaddr_on_source(candidate.xaddr, candidate.source):
+        listed = self.details.ip_addresses
+        if credential is None or listed is None or listed.action is not FilterAction.INCLUDE:
             return credential
-        self.stats.withhold_credentials(candidate.xaddr, candidate.source)
+        if xaddr_host_listed(candidate.xaddr, listed.items):
+            return credential
+        self.stats.withhold_credentials(candidate.xaddr)
         return None
 
     # ------------------------------------------------------------ evaluating one camera
@@ -234,12 +242,10 @@ class CameraTracker:
     async def run_round(self) -> None:
         """Probe, then re-evaluate every known camera concurrently, then report changes."""
         d = self.details
-        sources: dict[Endpoint, str] = {}
         for endpoint in await self.probe(
                 window=d.discovery_timeout_seconds,
-                directed=[ProbeTarget(p.host, p.port) for p in d.directed_probes],
-                on_match=lambda endpoint, addr: sources.setdefault(endpoint, addr[0])):
-            self.learn(endpoint, sources.get(endpoint))
+                directed=[ProbeTarget(p.host, p.port) for p in d.directed_probes]):
+            self.learn(endpoint)
         snapshot = list(self.known.values())
         outcomes = await asyncio.gather(*(self.evaluate(c) for c in snapshot))
         changed = False
@@ -274,7 +280,7 @@ class CameraTracker:
         if not endpoint.xaddrs:  # it did not say where: ask it, by a directed probe
             self._spawn(self._probe_announcer(source))
             return
-        for candidate in self.learn(endpoint, source[0]):
+        for candidate in self.learn(endpoint):
             self._spawn(self._evaluate_now(candidate))
 
     async def _evaluate_now(self, candidate: Candidate) -> None:
@@ -285,11 +291,9 @@ class CameraTracker:
     async def _probe_announcer(self, source: tuple[str, int]) -> None:
         # the WS-Discovery port, and the port the Hello came from (stacks often send from it)
         targets = list(dict.fromkeys([ProbeTarget(source[0]), ProbeTarget(source[0], source[1])]))
-        sources: dict[Endpoint, str] = {}
         endpoints = await self.probe(window=self.details.discovery_timeout_seconds,
-                                     directed=targets, multicast=False,
-                                     on_match=lambda endpoint, addr: sources.setdefault(endpoint, addr[0]))
-        candidates = [c for e in endpoints for c in self.learn(e, sources.get(e))]
+                                     directed=targets, multicast=False)
+        candidates = [c for e in endpoints for c in self.learn(e)]
         outcomes = await asyncio.gather(*(self.evaluate(c) for c in candidates))
         if any([self.apply(c, o) for c, o in zip(candidates, outcomes, strict=True)]):
             self.on_change()
