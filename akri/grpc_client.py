@@ -2,18 +2,35 @@
 
 A call fails with GRPCError when the server answered with a status, StreamTerminatedError when
 the connection or stream broke mid-call, and OSError when there was nobody to connect to
-(a missing socket, a refused connection) or the call's `timeout=` ran out (TimeoutError).
+(a missing socket, a refused connection) or its deadline (`within`) ran out (TimeoutError).
+
+Deadlines: never pass grpclib's per-call `timeout=`. grpclib enforces it with `task.cancel()` and
+turns the CancelledError into TimeoutError without `uncancel()`: a real cancellation arriving in the
+same loop tick as the deadline comes out as a mere TimeoutError (which RPC_ERRORS catches, so a
+loop carries on and its shutdown hangs), and every timed-out call leaves `task.cancelling()` at 1.
+`asyncio.timeout` (what `within` uses) un-cancels its own cancellation and lets a real one through.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from grpclib import GRPCError
 from grpclib.client import Channel
 from grpclib.exceptions import StreamTerminatedError
 
 RPC_ERRORS: tuple[type[Exception], ...] = (GRPCError, StreamTerminatedError, OSError)
+
+T = TypeVar("T")
+
+
+async def within(seconds: float, call: Awaitable[T]) -> T:
+    """`await call` (a grpclib stub call, connecting included), raising TimeoutError after
+    `seconds`; a cancellation of the caller always propagates, even one in the deadline's tick."""
+    async with asyncio.timeout(seconds):
+        return await call
 
 
 def describe(exc: BaseException) -> str:

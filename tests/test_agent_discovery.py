@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import signal
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from akri.discovery.handlers.debug_echo import DebugEchoHandler
 from akri.discovery.registration import Registration, register_once
 from akri.kube import Kube
 from akri.model.configuration import Configuration
+from akri.retry import Backoff
 from akri.testing.apiserver import ApiServer, write_kubeconfig
 
 pytestmark = pytest.mark.slow
@@ -419,5 +421,86 @@ async def test_a_crashed_stream_task_is_restarted(tmp_path: Path, caplog) -> Non
         assert len(snap.devices) == 2 and handler.streams == 2 and observer.responses >= 1
         assert "crashed; restarting it" in caplog.text and "bug in the observer" in caplog.text
     finally:
+        await requests.close()
+        await kube.close()
+
+
+class BreaksOnSchedule(DebugEchoHandler):
+    """debugEcho whose streams 1..`failing` break at once, stream `failing + 1` sends one list and
+    then breaks, and later streams work."""
+
+    def __init__(self, failing: int, **options) -> None:
+        super().__init__(**options)
+        self.failing = failing
+        self.started: list[float] = []  # loop time each stream started
+
+    async def discover(self, details, properties):
+        self.started.append(asyncio.get_running_loop().time())
+        n = len(self.started)
+        if n <= self.failing:
+            raise RuntimeError("the device bus is broken")
+        async for devices in super().discover(details, properties):
+            yield devices
+            if n == self.failing + 1:
+                raise RuntimeError("the device bus broke again")
+
+
+CRASH_BACKOFF = Backoff(initial=0.05, factor=2.0, maximum=0.4, jitter=0.0)
+
+
+async def test_a_stream_that_keeps_crashing_is_restarted_ever_more_slowly(tmp_path: Path, caplog) -> None:
+    """Every stream failure crashes the stream task (the observer raises): the restarts back off
+    0.05, 0.1, 0.2, 0.4, 0.4 s instead of spinning, and a list resets the back-off. The
+    traceback is logged for the first crash, not for every repeat of the same one."""
+    registry = HandlerRegistry()
+    kube = Kube.from_config(write_kubeconfig("http://127.0.0.1:9", tmp_path / "kc"))
+    timings = RequestTimings(first_list_timeout=5.0, hold_seconds=5.0, reconnect_timeout=1.0,
+                             stream_backoff=CRASH_BACKOFF)
+    requests = DiscoveryRequests(registry, kube, "node-a", lambda key: None, timings=timings,
+                                 observer=BrokenObserver())
+    handler = BreaksOnSchedule(failing=5, shared=True, availability_file=tmp_path / "avail")
+    caplog.set_level("ERROR", logger="akri.agent.discovery_requests")
+    try:
+        registry.register_embedded(handler)
+        request = await requests.ensure(configuration())
+        await until(lambda: len(handler.started) >= 7 and request.snapshot().devices, what="working stream")
+        crashes = [r for r in caplog.records if "crashed" in r.getMessage()]
+        announced = [float(r.getMessage().rpartition("restarting it in ")[2].split()[0]) for r in crashes]
+        assert announced == [0.05, 0.1, 0.2, 0.4, 0.4, 0.05]
+        gaps = [b - a for a, b in itertools.pairwise(handler.started[:6])]
+        assert all(gap >= CRASH_BACKOFF.base_delay(i) for i, gap in enumerate(gaps)), gaps
+        # a traceback for the first crash and for the first after the list, one line for repeats
+        assert [r.exc_info is not None for r in crashes] == [True, False, False, False, False, True]
+        assert "crashed again (5 in a row: ValueError: bug in the observer)" in crashes[4].getMessage()
+    finally:
+        await requests.close()
+        await kube.close()
+
+
+async def test_a_crash_handler_that_fails_still_restarts_the_stream(tmp_path: Path, caplog) -> None:
+    """`notify` raising (a bug in the agent's callback) on every snapshot change crashes the stream
+    task as soon as a list arrives, and makes the crash handling itself fail (the list turning
+    into held devices is a change too); the stream is restarted all the same."""
+    registry = HandlerRegistry()
+    kube = Kube.from_config(write_kubeconfig("http://127.0.0.1:9", tmp_path / "kc"))
+    armed = False
+
+    def notify(key) -> None:
+        if armed:
+            raise RuntimeError("bug in notify")
+
+    timings = RequestTimings(first_list_timeout=5.0, hold_seconds=5.0, reconnect_timeout=1.0,
+                             stream_backoff=Backoff(initial=0.01, factor=1.0, maximum=0.01))
+    requests = DiscoveryRequests(registry, kube, "node-a", notify, timings=timings,
+                                 observer=BrokenObserver())
+    handler = FailsOnce(shared=True, availability_file=tmp_path / "avail")
+    try:
+        await requests.ensure(configuration())
+        armed = True
+        registry.register_embedded(handler)
+        await until(lambda: handler.streams >= 4, what="restarts")
+        assert "handling the crash of endpoint embedded-debugEcho's stream failed" in caplog.text
+    finally:
+        armed = False
         await requests.close()
         await kube.close()

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 ConfigKey = tuple[str, str]  # (namespace, name)
 
-#: restart delays of a broken stream to an endpoint that is still reachable
+#: restart delays of a broken stream to an endpoint that is still reachable, and of a stream
+#: task that crashed (a bug): 0.5 s, 1 s, 2 s ... 30 s
 STREAM_BACKOFF = Backoff(initial=0.5, factor=2.0, maximum=30.0, jitter=0.5)
 
 
@@ -88,6 +89,7 @@ class RequestTimings:
     first_list_timeout: float = 30.0
     hold_seconds: float = 300.0
     reconnect_timeout: float = 3.0
+    stream_backoff: Backoff = STREAM_BACKOFF
 
 
 @dataclass(eq=False)
@@ -103,6 +105,8 @@ class _EndpointStream:
     task: asyncio.Task[None] | None = None
     opened_at: float = 0.0  # when the current Discover call started (response-time metric)
     answered: bool = False  # the current Discover call has sent a list
+    crashes: int = 0  # stream tasks in a row that died of a bug (reset by a list): the restart back-off
+    last_crash: str | None = None  # what the previous crash was, so a repeat is logged in one line
 
 
 def discovery_fingerprint(config: Configuration) -> tuple[Any, ...]:
@@ -209,19 +213,36 @@ class DiscoveryRequest:
 
     def _stream_task_done(self, st: _EndpointStream, task: asyncio.Task[None]) -> None:
         """Supervise a stream task: `_run` returns only on purpose (details rejected, endpoint
-        dropped); one that died of a bug is logged and started again after a back-off, so one
+        dropped); one that died of a bug is logged and started again after a back-off that grows
+        with each crash in a row (a bug that strikes every time must not spin), so one
         endpoint's devices never silently freeze."""
-        if task.cancelled() or task.exception() is None or self._closed or st.task is not task:
+        if task.cancelled() or self._closed or st.task is not task:
             return
-        log.error("discovery %s/%s: stream of endpoint %s crashed; restarting it", *self.key, st.ep.uid,
-                  exc_info=task.exception())
-        self._mark_stale(st)
+        exc = task.exception()
+        if exc is None:
+            return
+        delay = self.timings.stream_backoff.delay(st.crashes)
+        st.crashes += 1
+        try:
+            what = f"{type(exc).__name__}: {exc}"
+            if st.crashes == 1 or what != st.last_crash:  # a new failure: the whole traceback
+                log.error("discovery %s/%s: stream of endpoint %s crashed; restarting it in %.2f s",
+                          *self.key, st.ep.uid, delay, exc_info=exc)
+            else:  # the same bug again: one line per back-off step
+                log.error("discovery %s/%s: stream of endpoint %s crashed again (%d in a row: %s); "
+                          "restarting it in %.2f s", *self.key, st.ep.uid, st.crashes, what, delay)
+            st.last_crash = what
+            self._mark_stale(st)
+            self._changed()
+        except Exception:  # whatever happens here, the restart below is still scheduled
+            log.exception("discovery %s/%s: handling the crash of endpoint %s's stream failed",
+                          *self.key, st.ep.uid)
+        finally:
+            self._loop.call_later(delay, self._restart_crashed, st, task)
 
-        def restart() -> None:
-            if not self._closed and st.task is task and not st.dead:
-                self._start_stream(st.ep)
-
-        self._loop.call_later(STREAM_BACKOFF.delay(0), restart)
+    def _restart_crashed(self, st: _EndpointStream, task: asyncio.Task[None]) -> None:
+        if not self._closed and st.task is task and not st.dead:
+            self._start_stream(st.ep)
 
     @staticmethod
     def _cancel(st: _EndpointStream) -> None:
@@ -271,7 +292,7 @@ class DiscoveryRequest:
                 # registration replaced this one meanwhile: then keep trying it
                 if self.registry.remove(st.ep) or st.dead:
                     return
-            delay = STREAM_BACKOFF.delay(failures)
+            delay = self.timings.stream_backoff.delay(failures)
             failures += 1
             log.warning(
                 "discovery %s/%s: endpoint %s: %s; restarting in %.1f s", *self.key, st.ep.uid, reason, delay
@@ -306,7 +327,7 @@ class DiscoveryRequest:
         if self.observer is not None:
             first_after = None if st.answered else self._loop.time() - st.opened_at
             self.observer.discovery_response(self.configuration_name, self.handler_name, first_after)
-        st.answered = True
+        st.answered, st.crashes, st.last_crash = True, 0, None
         st.devices = list(devices)
         st.fresh, st.awaiting_first, st.stale_since, st.failed = True, False, None, None
         self._changed()

@@ -18,7 +18,7 @@ from pathlib import Path
 from grpclib.client import Channel
 
 from akri.discovery.filewatch import PathWatcher
-from akri.grpc_client import RPC_ERRORS, describe
+from akri.grpc_client import RPC_ERRORS, describe, within
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ async def register_once(socket_path: str | Path, registration: Registration,
 
     async with Channel(path=str(socket_path)) as channel:
         stub = pb_grpc.RegistrationStub(channel)
-        await stub.RegisterDiscoveryHandler(registration.to_proto(), timeout=rpc_timeout)
+        await within(rpc_timeout, stub.RegisterDiscoveryHandler(registration.to_proto()))
 
 
 class RegistrationClient:

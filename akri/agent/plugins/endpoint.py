@@ -19,7 +19,7 @@ from grpclib.client import Channel
 from akri._proto import deviceplugin_grpc as dp_grpc
 from akri._proto import deviceplugin_pb2 as dp
 from akri.agent.plugins.base import DevicePluginBase
-from akri.grpc_client import RPC_ERRORS, describe
+from akri.grpc_client import RPC_ERRORS, describe, within
 from akri.grpc_server import GrpcServer
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class PluginEndpoint:
             options=dp.DevicePluginOptions(pre_start_required=False, get_preferred_allocation_available=True),
         )
         async with Channel(path=str(self.directory / KUBELET_SOCKET)) as channel:
-            await dp_grpc.RegistrationStub(channel).Register(request, timeout=REGISTER_TIMEOUT)
+            await within(REGISTER_TIMEOUT, dp_grpc.RegistrationStub(channel).Register(request))
         self.registered_with = signature
         self.registrations += 1
         log.info(

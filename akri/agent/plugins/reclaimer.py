@@ -27,7 +27,7 @@ from grpclib.client import Channel
 from akri._proto import podresources_grpc as pr_grpc
 from akri._proto import podresources_pb2 as pr
 from akri.agent.plugins.base import DevicePluginBase
-from akri.grpc_client import RPC_ERRORS, describe
+from akri.grpc_client import RPC_ERRORS, describe, within
 from akri.model.constants import AKRI_PREFIX
 from akri.runtime import stop_task
 
@@ -86,8 +86,8 @@ class SlotReclaimer:
     async def list_in_use(self) -> dict[str, set[str]]:
         """resource -> device ids the kubelet's containers hold (akri.sh/ resources only)."""
         async with Channel(path=str(self.socket)) as channel:
-            response = await pr_grpc.PodResourcesListerStub(channel).List(
-                pr.ListPodResourcesRequest(), timeout=LIST_TIMEOUT
+            response = await within(
+                LIST_TIMEOUT, pr_grpc.PodResourcesListerStub(channel).List(pr.ListPodResourcesRequest())
             )
         in_use: dict[str, set[str]] = defaultdict(set)
         for pod in response.pod_resources:
