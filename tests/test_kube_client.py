@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
+import socket
 import ssl
+import struct
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,9 @@ from akri.kube import (
     is_transient,
 )
 from akri.kube import config as kube_config
-from akri.kube.config import ssl_context
+from akri.kube.config import ClientConfig, Cluster, ssl_context
+from akri.kube.errors import InvalidRequest
+from akri.kube.http import HttpClient
 from akri.testing.apiserver import ApiServer
 from akri.testing.certs import Pem, issue, server_context
 
@@ -352,14 +357,25 @@ async def test_a_dropped_keepalive_connection_is_retried_once(api: ApiServer, tm
             await kube.list(Instance)
             assert proxy.connections == 1  # kept alive and reused
             proxy.drop = lambda n: n > 1  # the idle connection dies as the next request goes out
-            created = await kube.create(Instance, {"metadata": {"name": "once"}, "spec": {}})
+            await kube.list(Instance)  # a GET is sent again on a fresh connection
             assert proxy.connections == 2
+            # a POST fully written may have been acted on: never sent twice (as Go's net/http)
+            with pytest.raises(TransportError, match="connection closed"):
+                await kube.create(Instance, {"metadata": {"name": "lost"}, "spec": {}})
+            assert proxy.connections == 2
+            proxy.drop = lambda n: False
+            created = await kube.create(Instance, {"metadata": {"name": "once"}, "spec": {}})
             assert created["metadata"]["name"] == "once"
+            proxy.drop = lambda n: n > 1
+            # a PUT is guarded by its resourceVersion: sent again
+            created["spec"]["capacity"] = 2
+            assert (await kube.replace(Instance, created))["spec"]["capacity"] == 2
+            assert proxy.connections == 4
             # a fresh connection failing is not retried (nothing says the server did not act)
             proxy.drop = lambda n: True
             with pytest.raises(TransportError):
                 await kube.get(Instance, "once", "default")
-            assert proxy.connections == 3  # the reused one, then a single fresh attempt
+            assert proxy.connections == 5  # the reused one, then a single fresh attempt
         assert len(api.store.list_objects("instances", "default")) == 1
 
 
@@ -388,6 +404,219 @@ async def test_a_watch_ends_with_the_servers_timeout(api: ApiServer) -> None:
 
 async def _collect(lines: AsyncIterator[bytes]) -> list[bytes]:
     return [line async for line in lines]
+
+
+# --- a raw HTTP/1.1 server for answers the API double never gives -----------------------------------
+
+Handler = Callable[[int, bytes, asyncio.StreamWriter], Awaitable[bool]]
+
+
+class RawServer:
+    """Reads requests (head + Content-Length body) and lets `handler(n, head, writer)` answer the
+    n-th (1-based, over all connections); it returns False to close the connection after."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[bytes] = []  # request lines, in arrival order
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                self.requests.append(head.split(b"\r\n", 1)[0])
+                if not await self.handler(len(self.requests), head, writer):
+                    break
+        except (asyncio.IncompleteReadError, asyncio.CancelledError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> RawServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def client(self, **kw: Any) -> HttpClient:
+        assert self.server is not None
+        port = self.server.sockets[0].getsockname()[1]
+        return HttpClient(ClientConfig(Cluster(f"http://127.0.0.1:{port}")), **kw)
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+
+async def answer(writer: asyncio.StreamWriter, data: bytes) -> bool:
+    writer.write(data)
+    await writer.drain()
+    return True
+
+
+async def first_ok_then_silence(n: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+    if n == 1:
+        return await answer(writer, OK)
+    await asyncio.sleep(3600)  # a server that stopped answering (the connection stays open)
+    return False
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_a_read_timeout_on_a_reused_connection_is_not_retried(method: str) -> None:
+    async with RawServer(first_ok_then_silence) as server:
+        client = server.client(timeout=0.3)
+        try:
+            await client.request("GET", "/warm")
+            with pytest.raises(TransportError, match="no answer within"):
+                await client.request(method, "/b", body={"x": 1} if method == "POST" else None)
+            # sent once: a timeout is no sign the server did not act on it
+            assert server.requests == [b"GET /warm HTTP/1.1", f"{method} /b HTTP/1.1".encode()]
+            assert server.connections == 1
+        finally:
+            await client.close()
+
+
+async def test_a_post_whose_connection_was_reset_while_idle_is_sent_on_a_fresh_one() -> None:
+    async def reset_after_first(n: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        await answer(writer, OK)
+        if n == 1:  # RST instead of FIN: the client's next write on it fails
+            writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return False
+        return True
+
+    async with RawServer(reset_after_first) as server:
+        client = server.client(timeout=5)
+        try:
+            await client.request("GET", "/warm")
+            await asyncio.sleep(0.2)  # the reset arrives while the connection is idle
+            assert await client.request("POST", "/b", body={}) == {}
+            # the write failed: the POST never left, so sending it again is safe
+            assert server.requests == [b"GET /warm HTTP/1.1", b"POST /b HTTP/1.1"]
+            assert server.connections == 2
+        finally:
+            await client.close()
+
+
+async def test_interim_1xx_answers_are_skipped() -> None:
+    async def continue_then(n: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
+        if b"watch" in head:
+            return await answer(writer, interim + b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                b"b\r\n{\"type\":1}\n\r\nb\r\n{\"type\":2}\n\r\n0\r\n\r\n")
+        return await answer(writer, interim + b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n{\"a\": 1}")
+
+    async with RawServer(continue_then) as server:
+        client = server.client(timeout=5)
+        try:
+            assert await client.request("GET", "/x") == {"a": 1}
+            assert await client.request("GET", "/y") == {"a": 1}  # and the connection is reusable
+            assert server.connections == 1
+            lines = [line async for line in client.stream_lines("/w", params={"watch": 1}, read_timeout=5)]
+            assert lines == [b'{"type":1}', b'{"type":2}']
+        finally:
+            await client.close()
+
+
+async def test_a_success_that_is_not_json_is_a_transport_error_saying_what_came() -> None:
+    async def html(n: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        page = b"<html><body>Please log in to the proxy</body></html>"
+        return await answer(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                            b"Content-Length: %d\r\n\r\n%s" % (len(page), page))
+
+    async with RawServer(html) as server:
+        client = server.client(timeout=5)
+        try:
+            with pytest.raises(TransportError) as info:
+                await client.request("GET", "/api/v1/namespaces")
+        finally:
+            await client.close()
+    text = describe(info.value)
+    assert "text/html" in text and "<html><body>Please log in" in text and "/api/v1/namespaces" in text
+    assert is_transient(info.value)
+
+
+async def test_waiting_for_a_free_connection_is_bounded_by_the_timeout() -> None:
+    async def trickle(n: int, head: bytes, writer: asyncio.StreamWriter) -> bool:
+        if n > 1:
+            return await answer(writer, OK)
+        # a slow but live answer: never a read timeout, but the only connection stays busy
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n\"")
+        for _ in range(38):
+            await asyncio.sleep(0.1)
+            writer.write(b"x")
+        return await answer(writer, b"\"")
+
+    async with RawServer(trickle) as server:
+        client = server.client(timeout=0.5, max_connections=1)
+        try:
+            busy = asyncio.create_task(client.request("GET", "/slow"))
+            await asyncio.sleep(0.1)
+            with pytest.raises(TransportError, match="no free connection"):
+                await client.request("GET", "/queued")
+            assert server.requests == [b"GET /slow HTTP/1.1"]
+            assert await asyncio.wait_for(busy, 10) == "x" * 38  # the busy one is unaffected
+            assert await client.request("GET", "/after") == {}
+        finally:
+            await client.close()
+
+
+async def test_a_request_h11_refuses_to_send_is_a_named_non_transient_error(tmp_path: Path) -> None:
+    async with RawServer(lambda n, head, writer: answer(writer, OK)) as server:
+        client = server.client(timeout=5)
+        try:
+            await client.request("GET", "/warm")  # the next request would reuse the connection
+            with pytest.raises(InvalidRequest, match="Illegal target") as info:
+                await client.request("GET", "/a name with spaces")
+            assert not is_transient(info.value)
+            client.credentials._token = "line1\nline2"  # a token file with two lines
+            with pytest.raises(InvalidRequest, match="header value of Authorization") as info:
+                await client.request("GET", "/ok")
+            assert not is_transient(info.value) and "line1" not in str(info.value)  # no credential
+            with pytest.raises(InvalidRequest, match="header value"):
+                await anext(client.stream_lines("/w", read_timeout=5))
+            assert server.requests == [b"GET /warm HTTP/1.1"]  # nothing malformed left, no retry
+            assert server.connections == 1
+        finally:
+            await client.close()
+
+
+# --- kubeconfig details -----------------------------------------------------------------------------
+
+
+def test_base64_data_wrapped_over_lines_is_accepted(pki: Pki, tmp_path: Path) -> None:
+    encoded = b64(pki.ca.cert)
+    wrapped = "\r\n".join(encoded[i:i + 64] for i in range(0, len(encoded), 64)) + "\n"
+    path = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:6443",
+                            cluster={"certificate-authority-data": wrapped})
+    assert kube_config.load_config(path).cluster.ca_data == pki.ca.cert
+    path = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:6443",
+                            cluster={"certificate-authority-data": encoded[:-5] + "*" + encoded[-4:]})
+    with pytest.raises(KubeConfigError, match="certificate-authority-data: not valid base64"):
+        kube_config.load_config(path)
+
+
+@pytest.mark.parametrize("server", ["https://127.0.0.1:99999", "https://127.0.0.1:port"])
+def test_an_invalid_server_port_is_a_config_error_naming_the_server(tmp_path: Path, server: str) -> None:
+    path = write_kubeconfig(tmp_path / "kc", server)
+    with pytest.raises(KubeConfigError, match=re.escape(server)):
+        Kube.from_config(path)
 
 
 # --- unsupported configuration ----------------------------------------------------------------------

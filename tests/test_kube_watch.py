@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 
 import pytest
+from aiohttp import web
 
 from akri.kube import Informer, Instance, Kube, WatchEvent
+from akri.kube.config import ClientConfig, Cluster
+from akri.kube.http import HttpClient
 from akri.kube.watch import WATCH_BACKOFF
 from akri.retry import Backoff
 from akri.testing.apiserver import ApiServer
@@ -129,6 +133,44 @@ async def test_survives_a_long_outage_with_backoff() -> None:
             await api.start()
             api.store.create_object("instances", body("late"), namespace="default")
             assert await rec.next() == ("ADDED", "late")
+
+
+async def test_a_server_that_answers_410_right_after_a_list_is_not_hammered() -> None:
+    """A fresh list's version refused at once (a misbehaving server or proxy): re-list with a
+    growing back-off, not in a tight LIST+WATCH loop."""
+    lists: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.query.get("watch"):
+            gone = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                                "reason": "Expired", "message": "too old", "code": 410}}
+            return web.json_response(gone)
+        lists.append(loop.time())
+        return web.json_response({"kind": "InstanceList", "metadata": {"resourceVersion": "7"}, "items": []})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    assert site._server is not None
+    port = site._server.sockets[0].getsockname()[1]
+    kube = Kube(HttpClient(ClientConfig(Cluster(f"http://127.0.0.1:{port}"))))
+    informer = Informer(kube, Instance, backoff=Backoff(initial=0.1, factor=2.0, maximum=10.0))
+    rec = Recorder(informer)
+    try:
+        await asyncio.sleep(1.2)  # back-off 0.1, 0.2, 0.4, 0.8 s: lists at ~0, 0.1, 0.3, 0.7 s
+        assert not rec.task.done()
+        # without the back-off: hundreds of lists; without its growth: about 12
+        assert 2 <= len(lists) <= 5, len(lists)
+        gaps = [b - a for a, b in itertools.pairwise(lists)]
+        assert gaps[0] >= 0.1 and gaps[-1] >= gaps[0], gaps
+    finally:
+        await rec.close()
+        await kube.close()
+        await runner.cleanup()
 
 
 def test_default_reconnect_backoff_is_jittered_and_capped() -> None:

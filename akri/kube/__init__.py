@@ -10,6 +10,7 @@ from akri.kube.api import DELETE, Kube, has_finalizer
 from akri.kube.config import KubeConfigError, default_namespace, load_config, make_async_client
 from akri.kube.errors import (
     ApiError,
+    InvalidRequest,
     TransportError,
     describe,
     is_conflict,
@@ -39,6 +40,7 @@ __all__ = [
     "Configuration",
     "Informer",
     "Instance",
+    "InvalidRequest",
     "Kube",
     "KubeConfigError",
     "Resource",

@@ -148,7 +148,8 @@ def _data(entry: dict[str, Any], key: str) -> bytes | None:
     if value is None:
         return None
     try:
-        return base64.b64decode(str(value), validate=True)
+        # wrapped over lines is fine (Go's decoder skips \r and \n); anything else is an error
+        return base64.b64decode("".join(str(value).split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise KubeConfigError(f"{key}: not valid base64 ({exc})") from None
 

@@ -2,7 +2,8 @@
 
 * `ApiError`: the server answered with an error status; carries the HTTP status and the decoded
   `Status` object (reason, message) when the body was one;
-* `TransportError`: no (complete) answer: connection refused or dropped, TLS failure, timeout.
+* `TransportError`: no (complete) answer: connection refused or dropped, TLS failure, timeout;
+* `InvalidRequest`: the request cannot be sent as built (a local bug): never retried.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class ApiError(Exception):
 
 class TransportError(ConnectionError):
     """The request got no complete answer (connect, TLS, read failure or timeout)."""
+
+
+class InvalidRequest(ValueError):
+    """The request breaks HTTP/1.1 (a header value with a control character, spaces in the path):
+    a bug on our side, the same on every attempt, so neither retried nor transient."""
 
 
 def status_code(exc: BaseException) -> int | None:

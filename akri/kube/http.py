@@ -2,11 +2,17 @@
 
 * requests share a keep-alive pool: an idle connection is reused, concurrent requests open more
   (at most `max_connections`), and idle ones are closed after `idle_timeout`;
-* a request that fails on a REUSED connection before any byte of the answer arrived (the server
-  closed it while idle) is sent once more on a fresh connection;
+* a request whose REUSED connection was closed or reset by the server before any byte of the
+  answer arrived (it closed the connection while idle) is sent once more on a fresh connection,
+  unless it may have been acted on: a POST or PATCH that was fully written is not sent again
+  (as Go's net/http; PUT carries its resourceVersion, DELETE is idempotent). A timeout is never
+  a reason to send again;
+* interim 1xx answers (100 Continue) are skipped (RFC 9110 §15.2);
+* waiting for a free pooled connection is bounded by the request timeout;
 * a watch streams on a connection of its own (`stream_lines`), never returned to the pool;
 * a 401 re-reads the token file once and repeats the request (bound tokens rotate);
-* errors: ApiError (an error status, with the decoded Status) or TransportError (no answer).
+* errors: ApiError (an error status, with the decoded Status), TransportError (no usable answer,
+  including a success whose body is not JSON) or InvalidRequest (h11 refuses to send the request).
 """
 
 from __future__ import annotations
@@ -22,13 +28,25 @@ import h11
 import orjson
 
 from akri.kube.config import ClientConfig, Credentials, KubeConfigError, ssl_context
-from akri.kube.errors import ApiError, TransportError
+from akri.kube.errors import ApiError, InvalidRequest, TransportError
 
 READ_SIZE = 65536
 
+#: methods sent again after their reused connection was closed under them even when fully
+#: written: GET/HEAD/OPTIONS are safe, a PUT is guarded by its resourceVersion (409 when it
+#: already applied), a DELETE by its preconditions or is idempotent. Not POST nor PATCH.
+_REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+#: how a connection the server closed shows itself (TimeoutError is an OSError too: not here)
+_CLOSED = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
 
 class _Stale(Exception):
-    """A reused connection failed before the answer started: safe to send again."""
+    """A reused connection was closed by the server before any byte of the answer arrived."""
+
+    def __init__(self, written: bool) -> None:
+        super().__init__()
+        self.written = written  # the whole request had been handed to the socket
 
 
 class _Connection:
@@ -58,6 +76,10 @@ class _Connection:
                 return event
             async with asyncio.timeout(read_timeout):
                 data = await self.reader.read(READ_SIZE)
+            if not data and not self.received:
+                # EOF before any byte of the answer (h11 would call it a protocol error): the
+                # server closed the connection, which a reused one may be sent again after
+                raise ConnectionResetError("closed by the server before answering")
             self.received += len(data)
             self.h11.receive_data(data)  # b"" = EOF: h11 turns it into an error if mid-answer
 
@@ -83,12 +105,17 @@ class HttpClient:
         self.config = config
         self.timeout = timeout
         self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
         self.credentials = Credentials(config.user)
         url = urlsplit(config.cluster.server)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise KubeConfigError(f"{config.source}: server {config.cluster.server!r} is not an http(s) URL")
+        try:
+            port = url.port
+        except ValueError as exc:  # "Port out of range", "could not be cast to integer"
+            raise KubeConfigError(f"{config.source}: server {config.cluster.server!r}: {exc}") from None
         self.host = url.hostname
-        self.port = url.port or (443 if url.scheme == "https" else 80)
+        self.port = port or (443 if url.scheme == "https" else 80)
         self.prefix = url.path.rstrip("/")  # a server behind a proxy path (https://host/k8s/clusters/x)
         self.ssl = ssl_context(config) if url.scheme == "https" else None
         self.server_hostname = (config.cluster.tls_server_name or self.host) if self.ssl else None
@@ -183,7 +210,13 @@ class HttpClient:
         if body is not None:
             headers += [("Content-Type", content_type), ("Content-Length", str(len(body)))]
             events = [h11.Data(data=body)]
-        return [h11.Request(method=method, target=target, headers=headers), *events, h11.EndOfMessage()]
+        try:
+            request = h11.Request(method=method, target=target, headers=headers)
+        except h11.LocalProtocolError as exc:
+            # a control character in a token, a space in a name: the same on every attempt
+            why = _explain(exc, headers)
+            raise InvalidRequest(f"{method} {target[:200]!r}: cannot be sent: {why}") from None
+        return [request, *events, h11.EndOfMessage()]
 
     async def request(
         self,
@@ -200,31 +233,60 @@ class HttpClient:
         data = orjson.dumps(body) if body is not None else None
         refreshed = False
         while True:
-            status, raw = await self._exchange(method, target, data, content_type)
+            status, ctype, raw = await self._exchange(method, target, data, content_type)
             if status == 401 and not refreshed and self.credentials.refresh():
                 refreshed = True
                 continue
             if status >= 400:
                 raise ApiError(status, _decode_error(raw), method=method, path=path)
-            return orjson.loads(raw) if raw else None
+            if not raw:
+                return None
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                # e.g. a proxy's HTML login or error page: not the API server's answer
+                raise TransportError(
+                    f"{method} {path}: HTTP {status} answer is not JSON "
+                    f"(Content-Type {ctype or 'none'}, {len(raw)} bytes starting {raw[:120]!r})"
+                ) from exc
 
-    async def _exchange(self, method: str, target: str, data: bytes | None, ctype: str) -> tuple[int, bytes]:
-        async with self._slots:
+    async def _acquire_slot(self, method: str, target: str) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise TransportError(
+                f"{method} {target}: no free connection within {self.timeout} s "
+                f"(all {self.max_connections} busy)"
+            ) from None
+
+    async def _exchange(
+        self, method: str, target: str, data: bytes | None, ctype: str
+    ) -> tuple[int, str, bytes]:
+        events = self._request(method, target, data, ctype)
+        await self._acquire_slot(method, target)
+        try:
             for attempt in range(2):
                 conn = await (self._checkout() if attempt == 0 else self._connect())
                 try:
-                    status, raw = await self._send_and_read(conn, method, target, data, ctype)
+                    answer = await self._send_and_read(conn, events)
                 except _Stale as exc:
                     conn.close()
-                    if attempt == 0:
-                        # the server closed the idle connection (restart, idle timeout): the
-                        # other idle ones are likely gone too; send once more on a new one
-                        self._drop_idle()
-                        continue
-                    raise TransportError(f"{method} {target}: connection closed") from exc.__cause__
+                    # the server closed the idle connection (restart, idle timeout): the other
+                    # idle ones are likely gone too
+                    self._drop_idle()
+                    if attempt == 0 and (not exc.written or method in _REPLAYABLE):
+                        continue  # send once more on a new connection
+                    raise TransportError(
+                        f"{method} {target}: connection closed by the server before answering; "
+                        "not sent again, as the server may have acted on it"
+                    ) from exc.__cause__
                 except TimeoutError as exc:
                     conn.close()
                     raise TransportError(f"{method} {target}: no answer within {self.timeout} s") from exc
+                except h11.LocalProtocolError as exc:
+                    conn.close()
+                    raise InvalidRequest(f"{method} {target[:200]!r}: {_explain(exc, [])}") from None
                 except (OSError, h11.ProtocolError) as exc:
                     conn.close()
                     raise TransportError(f"{method} {target}: {exc or type(exc).__name__}") from exc
@@ -235,27 +297,28 @@ class HttpClient:
                     self._checkin(conn)
                 else:
                     conn.close()
-                return status, raw
-        raise AssertionError("unreachable")
+                return answer
+            raise AssertionError("unreachable")
+        finally:
+            self._slots.release()
 
-    async def _send_and_read(
-        self, conn: _Connection, method: str, target: str, data: bytes | None, ctype: str
-    ) -> tuple[int, bytes]:
+    async def _send_and_read(self, conn: _Connection, events: list[Any]) -> tuple[int, str, bytes]:
         # `timeout` bounds each write and each wait for more of the answer (as httpx's read and
         # write timeouts do), not the whole exchange: a big list keeps flowing
+        written = False
         try:
             async with asyncio.timeout(self.timeout):
-                await conn.send(*self._request(method, target, data, ctype))
-            event = await conn.next_event(self.timeout)
-            if isinstance(event, h11.ConnectionClosed):
-                raise ConnectionResetError("closed by the server before answering")
-        except (OSError, h11.ProtocolError) as exc:
+                await conn.send(*events)
+            written = True
+            event = await _response(conn, self.timeout)
+        except _CLOSED as exc:
+            # a clean close or reset before any byte of the answer: the server dropped the idle
+            # connection. A timeout or garbage is not that: the server may be working on it.
             if conn.reused and conn.received == 0:
-                raise _Stale from exc
+                raise _Stale(written) from exc
             raise
-        if not isinstance(event, h11.Response):
-            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
-        return event.status_code, await _read_rest(conn, self.timeout)
+        raw = await _read_rest(conn, self.timeout)
+        return event.status_code, _content_type(event), raw
 
     async def stream_lines(
         self, path: str, *, params: Mapping[str, Any] | None = None, read_timeout: float
@@ -265,15 +328,14 @@ class HttpClient:
         target = self._target(path, params)
         refreshed = False
         while True:
+            events = self._request("GET", target, None, "")
             conn = await self._connect()
             self._streams.add(conn)
             try:
                 try:
                     async with asyncio.timeout(self.timeout):
-                        await conn.send(*self._request("GET", target, None, ""))
-                    event = await conn.next_event(read_timeout)
-                    if not isinstance(event, h11.Response):
-                        raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+                        await conn.send(*events)
+                    event = await _response(conn, read_timeout)
                     if event.status_code >= 400:
                         raw = await _read_rest(conn, read_timeout)
                         if event.status_code == 401 and not refreshed and self.credentials.refresh():
@@ -298,11 +360,43 @@ class HttpClient:
                                 yield line
                 except TimeoutError as exc:
                     raise TransportError(f"watch {path}: nothing received for {read_timeout} s") from exc
+                except h11.LocalProtocolError as exc:
+                    raise InvalidRequest(f"watch {path}: {_explain(exc, [])}") from None
                 except (OSError, h11.ProtocolError) as exc:
                     raise TransportError(f"watch {path}: {exc or type(exc).__name__}") from exc
             finally:
                 self._streams.discard(conn)
                 conn.close()
+
+
+async def _response(conn: _Connection, read_timeout: float | None) -> h11.Response:
+    """The final answer's head, past any interim 1xx (a client must skip those it did not ask
+    for, RFC 9110 §15.2). A close before it is a ConnectionResetError."""
+    while True:
+        event = await conn.next_event(read_timeout)
+        if isinstance(event, h11.Response):
+            return event
+        if isinstance(event, h11.ConnectionClosed):
+            raise ConnectionResetError("closed by the server before answering")
+        if not isinstance(event, h11.InformationalResponse):
+            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+
+
+def _content_type(response: h11.Response) -> str:
+    for name, value in response.headers:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return ""
+
+
+def _explain(exc: h11.LocalProtocolError, headers: list[tuple[str, str]]) -> str:
+    """h11's complaint, naming the header but never quoting its value (it may be a credential)."""
+    text = str(exc)
+    if not text.startswith("Illegal header value"):
+        return text
+    bad = [name for name, value in headers if any((c < " " and c != "\t") or c == "\x7f" for c in value)]
+    where = f" of {', '.join(bad)}" if bad else ""
+    return f"Illegal header value{where} (a control character or line break)"
 
 
 async def _read_rest(conn: _Connection, read_timeout: float | None) -> bytes:

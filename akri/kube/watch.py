@@ -6,7 +6,8 @@
   the API server could not be reached;
 * 410 Gone (version too old) re-lists, and the re-list is diffed against the cache so a
   consumer still sees every change as ADDED / MODIFIED / DELETED, including deletions that
-  happened while it was disconnected;
+  happened while it was disconnected; a 410 within a second of the list waits the back-off
+  first, so a server that refuses the versions it just listed is not hammered;
 * any other error is logged and retried with back-off; only cancellation stops it.
 """
 
@@ -79,8 +80,11 @@ class Informer:
         return iter(list(self.cache.values()))
 
     async def events(self) -> AsyncIterator[WatchEvent]:
+        loop = asyncio.get_running_loop()
         rv: str | None = None
         failures = 0
+        listed_at = float("-inf")
+        gone_at_once = False  # the last watch got 410 right after its list
         while True:
             try:
                 if rv is None:
@@ -89,11 +93,14 @@ class Informer:
                     for event in self._replace_cache(items):
                         yield event
                     self.synced.set()
-                    failures = 0
+                    listed_at = loop.time()  # after the consumer took the events: the watch starts
+                    if not gone_at_once:  # else the back-off keeps growing until a watch works
+                        failures = 0
+                    gone_at_once = False
                     if rv is None:  # a server without list versions: fall back to periodic re-lists
                         await asyncio.sleep(self.server_timeout)
                         continue
-                started, quiet = asyncio.get_running_loop().time(), True
+                started, quiet = loop.time(), True
                 async for etype, obj in self._watch_once(rv):
                     failures, quiet = 0, False
                     rv = resource_version(obj) or rv
@@ -104,13 +111,26 @@ class Informer:
                         yield event
                 # the server closed the watch (after timeoutSeconds): resume from rv at once,
                 # unless it ends watches as soon as they start, which would make this loop spin
-                if quiet and asyncio.get_running_loop().time() - started < 1.0:
+                if quiet and loop.time() - started < 1.0:
                     await asyncio.sleep(self.backoff.delay(failures))
                     failures += 1
+                else:
+                    failures = 0  # a watch that worked
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if is_gone(exc):
+                    if loop.time() - listed_at < 1.0:
+                        # the version a list just gave is refused already (a lagging server or
+                        # a proxy in front of several): re-listing at once would loop LIST+WATCH
+                        delay = self.backoff.delay(failures)
+                        failures += 1
+                        gone_at_once = True
+                        log.warning("watch %s: resourceVersion %s of a fresh list expired; "
+                                    "re-listing in %.1f s", self._name, rv, delay)
+                        rv = None
+                        await asyncio.sleep(delay)
+                        continue
                     log.info("watch %s: resourceVersion %s expired; re-listing", self._name, rv)
                     rv = None
                     continue
