@@ -2,9 +2,8 @@
 
 A thin layer over grpclib's `Server`:
 
-* unix sockets are created by `akri.unix_socket.listen_unix` (bound under a umask, chmod-ed,
-  listening) before the server takes them over, so the process-wide umask is never held
-  across an await;
+* unix sockets are created by `akri.unix_socket.listen_unix` (created with their final
+  permissions, listening) before the server takes them over;
 * `stop()` also drops every client connection. grpclib's `close()` cancels the running calls
   but leaves their HTTP/2 connections open without ending the streams, so a client reading
   ListAndWatch or Discover would wait forever (and on Python 3.12+ `asyncio.Server.wait_closed`

@@ -1,8 +1,8 @@
 """Unix-socket chores shared by every gRPC server we run (registration, handlers, device plugins).
 
-The sockets live in host directories shared with the kubelet and other pods, so they are bound
-under a umask (never world-writable, not even between bind and chmod) and a leftover file is
-removed only when it really is a socket.
+The sockets live in host directories shared with the kubelet and other pods, so they are
+created with their final permissions (never world-writable, not even between bind and chmod)
+and a leftover file is removed only when it really is a socket.
 """
 
 from __future__ import annotations
@@ -47,22 +47,17 @@ def remove_stale_socket(path: Path, *, refuse_if_served: bool = False) -> None:
 
 
 def listen_unix(path: Path, mode: int, backlog: int = 128) -> socket.socket:
-    """A non-blocking unix socket listening at `path` with permissions `mode`.
-
-    Synchronous on purpose: the umask is process-wide, so it is set and restored with no await
-    in between (no other task can create files under it).
-    """
+    """A non-blocking unix socket listening at `path` with permissions `mode`."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     bound = False
     try:
-        # group/other bits outside `mode` are masked at bind time, so there is no world-writable window
-        old_umask = os.umask(0o777 & ~mode)
-        try:
-            sock.bind(str(path))
-            bound = True
-        finally:
-            os.umask(old_umask)
-        os.chmod(path, mode)
+        # Linux creates the socket file with the socket inode's mode (minus the umask), so
+        # fchmod before bind means the file never has more bits than `mode`, without touching
+        # the process-wide umask (other threads, e.g. pyudev's or an executor's, create files too)
+        os.fchmod(sock.fileno(), mode)
+        sock.bind(str(path))
+        bound = True
+        os.chmod(path, mode)  # the umask may have taken bits away that `mode` wants
         sock.listen(backlog)
         sock.setblocking(False)
     except BaseException:
