@@ -16,6 +16,15 @@ inotify is unavailable). When `kubelet.sock` is re-created (new change time) eve
 registers again; when a plugin's own socket disappears it serves on a new socket and registers
 again. A plugin whose registration failed is retried every `poll_interval`. The same check
 runs every `resync_interval` regardless, in case an event was missed.
+
+Registrations run concurrently (at most `max_registrations` in flight: each is a round trip to
+the kubelet, which dials back), so a node given hundreds of Instances at once, or a restarted
+kubelet, does not wait for them one by one. Each endpoint has its own lock: it is never served
+or registered by two coroutines at once, and the kubelet's signature is read under that lock
+right before the registration that records it. Removing a plugin takes the same lock, so it
+waits for a registration in flight and nothing registers the plugin after its removal.
+`apply_instance` still returns only after its plugins' registration was attempted, but it
+holds no manager-wide lock while doing so.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ from akri.runtime import stop_task
 log = logging.getLogger(__name__)
 
 DEFAULT_DEVICE_PLUGIN_DIR = "/var/lib/kubelet/device-plugins"
+#: registrations in flight at once: enough to hide the kubelet's round trips, few enough not to
+#: flood it (and this process) with connections after a kubelet restart
+MAX_REGISTRATIONS = 32
 
 
 class PluginManager:
@@ -52,7 +64,10 @@ class PluginManager:
         poll_interval: float = 0.5,
         resync_interval: float = 10.0,
         use_inotify: bool = True,
+        max_registrations: int = MAX_REGISTRATIONS,
     ) -> None:
+        if max_registrations < 1:
+            raise ValueError(f"max_registrations: must be at least 1 (got {max_registrations})")
         if not node_name or ":" in node_name:
             raise ValueError(f"node_name: required, and may not contain ':' (got {node_name!r})")
         self.node = node_name
@@ -66,7 +81,9 @@ class PluginManager:
         self._configs: dict[str, ConfigurationPlugin] = {}
         self._endpoints: dict[str, PluginEndpoint] = {}  # resource name -> endpoint
         self._lock = asyncio.Lock()  # structure: which plugins exist
-        self._reg_lock = asyncio.Lock()  # serving/registering
+        # serving/registering: one lock per live endpoint (an endpoint without one was stopped)
+        self._endpoint_locks: dict[PluginEndpoint, asyncio.Lock] = {}
+        self._registration_slots = asyncio.Semaphore(max_registrations)
         self._watch: DirectoryWatch | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_errors: dict[PluginEndpoint, str] = {}
@@ -93,7 +110,7 @@ class PluginManager:
             self._watch = None
         async with self._lock:
             for endpoint in list(self._endpoints.values()):
-                await endpoint.stop()
+                await self._retire(endpoint)
             self._endpoints.clear()
             self._instances.clear()
             self._configs.clear()
@@ -122,7 +139,11 @@ class PluginManager:
 
     # --- the cluster side's calls ---------------------------------------------------------
     async def apply_instance(self, view: InstanceView) -> None:
-        """This node serves `view`: create and register its plugins, or update them."""
+        """This node serves `view`: create and register its plugins, or update them.
+
+        Returns once its plugins (the Instance's and its Configuration's) are registered or
+        their registration failed (the loop retries it); concurrent calls register concurrently.
+        """
         async with self._lock:
             plugin = self._instances.get(view.name)
             if plugin is not None and plugin.view.configuration != view.configuration:
@@ -148,7 +169,13 @@ class PluginManager:
             created.insert(0, PluginEndpoint(plugin, self.directory))
             for endpoint in created:
                 self._endpoints[endpoint.plugin.resource_name] = endpoint
-            await self._ensure(created)
+                self._endpoint_locks[endpoint] = asyncio.Lock()
+            # the Configuration's plugin too when another call created it and is still
+            # registering it: this Instance is offered through it
+            config_endpoint = self._endpoints.get(config.resource_name)
+            wanted = [created[0], *([config_endpoint] if config_endpoint else [])]
+        # outside the manager lock: other Instances are created and registered meanwhile
+        await self._ensure(wanted)
 
     async def remove_instance(self, name: str, *, release_slots: bool = True) -> None:
         """This node no longer serves Instance `name`: stop its plugin, give back its slots."""
@@ -161,8 +188,7 @@ class PluginManager:
             return
         endpoint = self._endpoints.pop(plugin.resource_name, None)
         if endpoint is not None:
-            self._last_errors.pop(endpoint, None)
-            await endpoint.stop()
+            await self._retire(endpoint)
         else:
             plugin.close()
         if release_slots:
@@ -176,7 +202,17 @@ class PluginManager:
             del self._configs[plugin.view.configuration]
             config_endpoint = self._endpoints.pop(config.resource_name, None)
             if config_endpoint is not None:
-                await config_endpoint.stop()
+                await self._retire(config_endpoint)
+
+    async def _retire(self, endpoint: PluginEndpoint) -> None:
+        """Stop `endpoint` for good: after a registration in flight, never registered again."""
+        # marked first: a registration still waiting for its turn then gives up
+        lock = self._endpoint_locks.pop(endpoint, None)
+        if lock is None:  # already retired
+            return
+        self._last_errors.pop(endpoint, None)
+        async with lock:  # waits for a registration in flight
+            await endpoint.stop()
 
     # InstanceListener (akri.agent.node_instances)
     async def instance_changed(self, node_instance: Any) -> None:
@@ -187,14 +223,14 @@ class PluginManager:
 
     # --- staying registered ---------------------------------------------------------------
     async def _ensure(self, endpoints: list[PluginEndpoint]) -> bool:
-        """Serve/register these endpoints as needed; True when all are registered."""
-        async with self._reg_lock:
-            signature = kubelet_signature(self.directory)
-            results = await asyncio.gather(
-                *(ep.ensure(signature) for ep in endpoints), return_exceptions=True
-            )
+        """Serve/register these endpoints as needed, concurrently; True when all are registered."""
+        if not endpoints:
+            return True
+        results = await asyncio.gather(*(self._ensure_one(ep) for ep in endpoints), return_exceptions=True)
         ok = True
         for endpoint, result in zip(endpoints, results, strict=True):
+            if endpoint not in self._endpoint_locks:
+                continue  # removed meanwhile: its errors no longer matter
             if isinstance(result, BaseException):
                 message = f"{endpoint.plugin.resource_name}: cannot serve or register: {result}"
                 # retried every poll interval: say it once per distinct problem
@@ -209,9 +245,39 @@ class PluginManager:
                 ok = False
         return ok
 
+    async def _ensure_one(self, endpoint: PluginEndpoint) -> bool:
+        """`endpoint.ensure()` under the endpoint's lock, unless it is (being) removed."""
+        lock = self._endpoint_locks.get(endpoint)
+        if lock is None:
+            return True  # removed: nothing to do
+        async with lock:
+            if self._endpoint_locks.get(endpoint) is not lock:
+                return True  # removed while we waited for the registration in flight
+            signature = kubelet_signature(self.directory)
+            if signature is not None and endpoint.registered_with == signature and endpoint.socket_alive():
+                return True  # done by the call we waited for: no need to queue
+            async with self._registration_slots:
+                if self._endpoint_locks.get(endpoint) is not lock:
+                    return True  # removed while queued
+                # read under the endpoint's lock, right before the registration that records it
+                signature = kubelet_signature(self.directory)
+                return await endpoint.ensure(signature)
+
     async def reconcile_registrations(self) -> bool:
         """Re-serve plugins whose socket vanished, re-register after a kubelet restart."""
-        return await self._ensure(list(self._endpoints.values()))
+        signature = kubelet_signature(self.directory)
+        # one directory listing instead of a stat() per plugin: this runs on every socket
+        # created in the directory, i.e. once per plugin while hundreds are being added
+        try:
+            present = set(os.listdir(self.directory))
+        except OSError:
+            present = set()
+        pending = [
+            ep
+            for ep in self._endpoints.values()
+            if ep.registered_with != signature or ep.socket_path is None or ep.socket_path.name not in present
+        ]
+        return await self._ensure(pending) and signature is not None
 
     async def _run(self) -> None:
         assert self._watch is not None
