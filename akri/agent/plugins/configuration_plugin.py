@@ -80,13 +80,15 @@ class ConfigurationPlugin(DevicePluginBase):
             n for n, inst in self.instances.items() if inst.view.device_ready and inst.table.free_count() > 0
         }
         free: dict[str, str] = {}
+        kept: set[str] = set()  # free.values(), as a set: this runs on every Instance change
         for name in sorted(offering):
             key = self._free.get(name)
-            if key is not None and key not in used and key not in free.values():
+            if key is not None and key not in used and key not in kept:
                 free[name] = key
-        taken = {s for s in (_suffix(k) for k in (*used, *free.values())) if s is not None}
+                kept.add(key)
+        taken = {s for s in (_suffix(k) for k in (*used, *kept)) if s is not None}
+        n = 0  # every number below n is taken: the search goes on from there, not from 0
         for name in sorted(offering - set(free)):
-            n = 0
             while n in taken:
                 n += 1
             taken.add(n)
