@@ -20,7 +20,7 @@ from kubernetes import client, config
 
 from akri.kube import Configuration, Instance, Kube, TransportError
 from akri.testing.apiserver import ApiServer, ApiServerThread
-from akri.testing.certs import issue
+from akri.testing.certs import issue, pem
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def with_other_ca(kubeconfig: Path, tmp_path: Path) -> Path:
     """The same kubeconfig, trusting a CA that did not sign the server's certificate."""
     doc = yaml.safe_load(kubeconfig.read_text())
     doc["clusters"][0]["cluster"]["certificate-authority-data"] = base64.b64encode(
-        issue("other-ca", ca=True).pem().cert).decode()
+        pem(issue("other-ca", ca=True)).cert).decode()
     path = tmp_path / "other-ca.kubeconfig"
     path.write_text(yaml.safe_dump(doc))
     return path

@@ -37,7 +37,7 @@ from akri.kube.config import ClientConfig, Cluster, ssl_context
 from akri.kube.errors import InvalidRequest
 from akri.kube.http import HttpClient
 from akri.testing.apiserver import ApiServer
-from akri.testing.certs import Pem, issue, server_context
+from akri.testing.certs import Pem, issue, pem, server_context
 
 pytestmark = pytest.mark.slow
 
@@ -57,10 +57,10 @@ class Pki:
 def pki() -> Pki:
     ca = issue("test-ca", ca=True)
     return Pki(
-        ca=ca.pem(),
-        server=issue("kube-apiserver", ca, server=True).pem(),
-        client=issue("admin", ca).pem(),
-        other_ca=issue("other-ca", ca=True).pem(),
+        ca=pem(ca),
+        server=pem(issue("kube-apiserver", ca, server=True)),
+        client=pem(issue("admin", ca)),
+        other_ca=pem(issue("other-ca", ca=True)),
     )
 
 

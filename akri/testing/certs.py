@@ -9,7 +9,6 @@ akri/webhook/certs.py's business, not this module's.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 import ssl
 import tempfile
@@ -17,14 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from akri import certs
+from akri.certs import Issued
 
 # The names a client on this machine uses for a local server.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-VALIDITY = dt.timedelta(days=30)
+VALIDITY = certs.VALIDITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,62 +30,14 @@ class Pem:
     key: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Issued:
-    """A certificate and its private key."""
-
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    def pem(self) -> Pem:
-        return Pem(
-            self.cert.public_bytes(serialization.Encoding.PEM),
-            self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption()),
-        )
-
-
-def _san(host: str) -> x509.GeneralName:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        return x509.DNSName(host)
+def pem(issued: Issued) -> Pem:
+    return Pem(issued.cert_pem(), issued.key_pem())
 
 
 def issue(subject: str, issuer: Issued | None = None, *, ca: bool = False, server: bool = False,
           hosts: Iterable[str] = LOCAL_HOSTS, validity: dt.timedelta = VALIDITY) -> Issued:
-    """A certificate for `subject`, self-signed when there is no `issuer`: a CA (`ca`), a server
-    certificate for `hosts` (`server`), or else a client certificate."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    signing_key = issuer.key if issuer else key  # self-signed without an issuer
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.cert.subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))  # tolerate a little clock skew
-        .not_valid_after(now + validity)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        # key identifiers as real CAs set them: strict verifiers (VERIFY_X509_STRICT) want them
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
-                       critical=False)
-    )
-    builder = builder.add_extension(
-        x509.KeyUsage(digital_signature=True, key_cert_sign=ca, crl_sign=ca, content_commitment=False,
-                      key_encipherment=False, data_encipherment=False, key_agreement=False,
-                      encipher_only=False, decipher_only=False), critical=True)
-    if not ca:
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        if server:
-            names = list(dict.fromkeys(hosts))
-            builder = builder.add_extension(x509.SubjectAlternativeName([_san(h) for h in names]),
-                                            critical=False)
-    return Issued(builder.sign(signing_key, hashes.SHA256()), key)
+    """akri.certs.issue with this machine's local names as the default server hosts."""
+    return certs.issue(subject, issuer, ca=ca, server=server, hosts=hosts, validity=validity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +50,7 @@ class ServerPki:
     @classmethod
     def for_hosts(cls, hosts: Iterable[str] = LOCAL_HOSTS, *, name: str = "akri-testing") -> ServerPki:
         ca = issue(f"{name}-ca", ca=True)
-        return cls(ca=ca.pem(), server=issue(name, ca, server=True, hosts=hosts).pem())
+        return cls(ca=pem(ca), server=pem(issue(name, ca, server=True, hosts=hosts)))
 
 
 def server_context(server: Pem, *, client_ca: bytes | None = None) -> ssl.SSLContext:
