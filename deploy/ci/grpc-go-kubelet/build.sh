@@ -14,7 +14,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
 protos="$repo/protos/akri/_proto"
 debian_gopath="${AKRI_DEBIAN_GOPATH:-/usr/share/gocode}"
-cache="${AKRI_GO_KUBELET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/akri/grpc-go-kubelet}"
+cache="${AKRI_GO_KUBELET_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/akri/grpc-go-kubelet}"
 
 for tool in go protoc protoc-gen-go; do
     command -v "$tool" >/dev/null || { echo "build.sh: $tool not found" >&2; exit 3; }
