@@ -23,6 +23,7 @@ import pytest
 from akri._proto import deviceplugin_pb2 as dp
 from akri._proto import deviceplugin_pb2_grpc as dp_grpc
 from akri.agent.plugins import InstanceView, MemorySlotStore, PluginManager
+from akri.agent.plugins import endpoint as endpoint_module
 from akri.agent.plugins.endpoint import KUBELET_SOCKET
 
 pytestmark = pytest.mark.slow
@@ -200,6 +201,30 @@ async def test_removal_of_a_queued_registration_skips_it(directory: Path, kubele
         assert kubelet.peak == 1
         assert Counter(kubelet.received) == Counter([resource(0), CFG_RES])
         assert plugin_sockets(directory, f"{gate_view(1).name}-") == []
+
+
+async def test_removal_does_not_wait_for_the_queue_when_the_kubelet_hangs(
+    directory: Path, kubelets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a kubelet that accepts Register and never answers; Register's own timeout far beyond WAIT,
+    # so a removal stuck behind the queue would hang this test
+    monkeypatch.setattr(endpoint_module, "REGISTER_TIMEOUT", 60.0)
+    kubelet = await kubelets()  # closed: holds every Register
+    manager = PluginManager("node-a", MemorySlotStore(), directory=directory, max_registrations=1)
+    async with manager:
+        first = asyncio.create_task(manager.apply_instance(gate_view(0)))
+        await kubelet.wait_for(lambda: kubelet.in_flight == 1)  # the only slot, held by a hung call
+        queued = [asyncio.create_task(manager.apply_instance(gate_view(n))) for n in (1, 2)]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        async with asyncio.timeout(WAIT):  # only a guard against hanging
+            await manager.remove_instance(gate_view(2).name)
+        assert manager.endpoint(resource(2)) is None
+        assert plugin_sockets(directory, f"{gate_view(2).name}-") == []
+        kubelet.open()
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(first, *queued)
+        assert resource(2) not in kubelet.received
 
 
 def test_max_registrations_must_be_positive() -> None:

@@ -170,12 +170,10 @@ class PluginManager:
             for endpoint in created:
                 self._endpoints[endpoint.plugin.resource_name] = endpoint
                 self._endpoint_locks[endpoint] = asyncio.Lock()
-            # the Configuration's plugin too when another call created it and is still
-            # registering it: this Instance is offered through it
-            config_endpoint = self._endpoints.get(config.resource_name)
-            wanted = [created[0], *([config_endpoint] if config_endpoint else [])]
-        # outside the manager lock: other Instances are created and registered meanwhile
-        await self._ensure(wanted)
+        # outside the manager lock: other Instances are created and registered meanwhile. Only
+        # what this call created: a Configuration plugin another call is registering (or that
+        # failed and the loop retries) must not be attempted again by every new Instance
+        await self._ensure(created)
 
     async def remove_instance(self, name: str, *, release_slots: bool = True) -> None:
         """This node no longer serves Instance `name`: stop its plugin, give back its slots."""
@@ -250,17 +248,20 @@ class PluginManager:
         lock = self._endpoint_locks.get(endpoint)
         if lock is None:
             return True  # removed: nothing to do
-        async with lock:
+        # Queue for a slot BEFORE taking the endpoint's lock: a removal (which holds the manager
+        # lock) then waits for at most the one registration in flight, never for the queue
+        # ahead of it (with a hung kubelet: queue length / slots x the Register timeout).
+        async with self._registration_slots:
             if self._endpoint_locks.get(endpoint) is not lock:
-                return True  # removed while we waited for the registration in flight
-            signature = kubelet_signature(self.directory)
-            if signature is not None and endpoint.registered_with == signature and endpoint.socket_alive():
-                return True  # done by the call we waited for: no need to queue
-            async with self._registration_slots:
+                return True  # removed while queued
+            async with lock:
                 if self._endpoint_locks.get(endpoint) is not lock:
-                    return True  # removed while queued
+                    return True  # removed while we waited for the registration in flight
                 # read under the endpoint's lock, right before the registration that records it
                 signature = kubelet_signature(self.directory)
+                done = endpoint.registered_with == signature and endpoint.socket_alive()
+                if signature is not None and done:
+                    return True  # done by the call we waited for
                 return await endpoint.ensure(signature)
 
     async def reconcile_registrations(self) -> bool:
