@@ -84,10 +84,12 @@ class PluginEndpoint:
         old, self._server = self._server, server
         old_path, self.socket_path = self.socket_path, path
         self.registered_with = None
-        if old is not None:
-            await old.stop()
-        if old_path is not None:
-            old_path.unlink(missing_ok=True)
+        try:
+            if old is not None:
+                await old.stop()
+        finally:  # even when cancelled while the old server stops: leave no stray socket file
+            if old_path is not None:
+                old_path.unlink(missing_ok=True)
         log.debug("%s: serving on %s", self.plugin.resource_name, path)
 
     async def register(self, signature: tuple[int, int] | None) -> None:
