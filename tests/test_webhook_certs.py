@@ -75,3 +75,9 @@ def test_key_file_is_owner_only_even_over_a_looser_or_linked_file(tmp_path) -> N
     assert not key.is_symlink() and outside.read_text() == "not a key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert key.read_bytes() == bundle.key_pem
+
+
+def test_a_bundle_for_an_ip_address_is_reusable() -> None:
+    # a name that parses as an address becomes an IP SAN; the bundle must still be seen as valid
+    bundle = certs.generate(["10.0.0.5", "akri-webhook.akri.svc"])
+    assert certs.problems(bundle, ["10.0.0.5", "akri-webhook.akri.svc"]) == []

@@ -109,7 +109,9 @@ def problems(bundle: CertBundle, dns_names: Sequence[str], *, now: dt.datetime |
         found.append("CA certificate expired")
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = set(sans.get_values_for_type(x509.DNSName))
+        # akri.certs.issue writes a name that parses as an IP address as an IP SAN
+        names = set(sans.get_values_for_type(x509.DNSName)) | {
+            str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     except x509.ExtensionNotFound:
         names = set()
     missing = [n for n in dns_names if n not in names]
