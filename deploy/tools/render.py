@@ -27,7 +27,6 @@ strategy. Anything else in a kustomization is an error naming the field, never i
 
 from __future__ import annotations
 
-import copy
 import re
 import sys
 from collections.abc import Iterable
@@ -77,16 +76,6 @@ POD_TEMPLATE_PATHS = {
     "ReplicaSet": ("spec", "template"),
     "Job": ("spec", "template"),
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
-}
-MERGE_KEYS = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "volumes": "name",
-    "env": "name",
-    "imagePullSecrets": "name",
-    "volumeMounts": "mountPath",
-    "ports": "containerPort",
 }
 
 
@@ -302,50 +291,19 @@ def _walk(obj: dict[str, Any], path: tuple[str, ...], *, create: bool) -> dict[s
     return node if isinstance(node, dict) else None
 
 
-# --- strategic merge ---------------------------------------------------------------------------
+# --- strategic merge: the API double's implementation, errors as RenderError ------------------
 
 
-def strategic_merge(original: Any, patch: Any, *, field: str | None = None) -> Any:
-    """Merge `patch` into a copy of `original` the way kubectl/kustomize do for built-in types."""
-    if isinstance(patch, dict) and isinstance(original, dict):
-        if patch.get("$patch") == "replace":
-            return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
-        result = copy.deepcopy(original)
-        for key, value in patch.items():
-            if value is None:
-                result.pop(key, None)
-            elif key in result:
-                result[key] = strategic_merge(result[key], value, field=key)
-            else:
-                result[key] = _strip_directives(copy.deepcopy(value))
-        return result
-    if isinstance(patch, list) and isinstance(original, list) and field in MERGE_KEYS:
-        key = MERGE_KEYS[field]
-        result = copy.deepcopy(original)
-        for item in patch:
-            if not isinstance(item, dict) or key not in item:
-                raise RenderError(f"strategic merge: items of {field!r} need {key!r}")
-            at = next(
-                (i for i, old in enumerate(result) if isinstance(old, dict) and old.get(key) == item[key]),
-                None,
-            )
-            if item.get("$patch") == "delete":
-                if at is not None:
-                    del result[at]
-            elif at is None:
-                result.append(_strip_directives(copy.deepcopy(item)))
-            else:
-                result[at] = strategic_merge(result[at], item, field=field)
-        return result
-    return _strip_directives(copy.deepcopy(patch))
+def strategic_merge(original: Any, patch: Any) -> Any:
+    """Merge `patch` into `original` the way kubectl/kustomize do for built-in types (the API
+    double's strategic merge: list merge keys from the types' Go struct tags, $patch directives)."""
+    from akri.testing.apiserver.errors import ApiError
+    from akri.testing.apiserver.patch import strategic_merge_patch
 
-
-def _strip_directives(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_directives(v) for k, v in value.items() if not k.startswith("$")}
-    if isinstance(value, list):
-        return [_strip_directives(v) for v in value]
-    return value
+    try:
+        return strategic_merge_patch(original, patch)
+    except ApiError as exc:
+        raise RenderError(f"strategic merge: {exc.message}") from None
 
 
 # --- JSON patch (RFC 6902): the API double's implementation, errors as RenderError --------------
