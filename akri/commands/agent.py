@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from akri.commands.options import flag_type, port_number
+
 EXIT_USAGE = 2
 EMBEDDABLE = ("debugEcho", "udev", "onvif", "opcua")
 
@@ -25,16 +27,6 @@ OFFLINE_GRACE_ENV = "AKRI_OFFLINE_GRACE_SECONDS"
 
 class SettingError(ValueError):
     """A setting the agent cannot run with; the message names it."""
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise ValueError(f"must be a port number 0-65535, got {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"must be 0-65535, got {port}")
-    return port
 
 
 def _number(text: str) -> float:
@@ -56,16 +48,6 @@ def _positive_seconds(text: str) -> float:
     if not value > 0:
         raise ValueError(f"must be a number of seconds > 0, got {text!r}")
     return value
-
-
-def _flag_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
 
 
 def _setting(flag_value: Any, env: Mapping[str, str], name: str, parse: Callable[[str], Any],
@@ -123,7 +105,7 @@ def build_options(args: argparse.Namespace, env: Mapping[str, str] | None = None
     return AgentOptions(
         settings=settings,
         metrics_host=args.metrics_host,
-        metrics_port=_setting(args.metrics_port, env, METRICS_PORT_ENV, _port, 8080),
+        metrics_port=_setting(args.metrics_port, env, METRICS_PORT_ENV, port_number, 8080),
         device_plugins_dir=(args.device_plugins_dir or env.get(DEVICE_PLUGINS_DIR_ENV)
                             or DEFAULT_DEVICE_PLUGIN_DIR),
         pod_resources_socket=(args.pod_resources_socket or env.get(POD_RESOURCES_SOCKET_ENV)
@@ -176,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         + env % "DISCOVERY_HANDLERS_DIRECTORY; required")
     p.add_argument("--kubeconfig", default=None,
                    help="kubeconfig file (default: KUBECONFIG, in-cluster, ~/.kube/config)")
-    p.add_argument("--metrics-port", type=_flag_type(_port), default=None,
+    p.add_argument("--metrics-port", type=flag_type(port_number), default=None,
                    help="port of /metrics " + env % METRICS_PORT_ENV + "; default 8080; 0 picks a free port")
     p.add_argument("--metrics-host", default="0.0.0.0", help="address of /metrics (default 0.0.0.0)")
     p.add_argument("--device-plugins-dir", default=None,
@@ -189,14 +171,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run these discovery handlers inside the agent: " + ", ".join(EMBEDDABLE)
                         + " " + env % (EMBEDDED_ENV + "=a,b") + "; ENABLE_DEBUG_ECHO also embeds debugEcho "
                         "(its shared flag comes from DEBUG_ECHO_INSTANCES_SHARED)")
-    p.add_argument("--offline-grace-seconds", type=_flag_type(_seconds), default=None,
+    p.add_argument("--offline-grace-seconds", type=flag_type(_seconds), default=None,
                    help="keep a shared device's Instance this long after its handler stops reporting it "
                         + env % OFFLINE_GRACE_ENV + "; default 300")
-    p.add_argument("--handler-hold-seconds", type=_flag_type(_seconds), default=None,
+    p.add_argument("--handler-hold-seconds", type=flag_type(_seconds), default=None,
                    help="keep the devices of a handler that went away this long, for it to come back "
                         "(default: the offline grace period)")
-    p.add_argument("--slot-reclaim-interval", type=_flag_type(_positive_seconds), default=10.0,
+    p.add_argument("--slot-reclaim-interval", type=flag_type(_positive_seconds), default=10.0,
                    help="seconds between slot reclaim rounds (default 10)")
-    p.add_argument("--slot-grace-period", type=_flag_type(_seconds), default=20.0,
+    p.add_argument("--slot-grace-period", type=flag_type(_seconds), default=20.0,
                    help="a slot no container uses is freed after this many seconds (default 20)")
     p.set_defaults(func=run)

@@ -6,12 +6,7 @@ import argparse
 import os
 from datetime import timedelta
 
-
-def _port(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
-    return port
+from akri.commands.options import flag_type, port_number
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,8 +19,8 @@ def run(args: argparse.Namespace) -> int:
     metrics_port = args.metrics_port
     if metrics_port is None:
         try:
-            metrics_port = _port(os.environ.get("METRICS_PORT") or "8080")
-        except (ValueError, argparse.ArgumentTypeError):
+            metrics_port = port_number(os.environ.get("METRICS_PORT") or "8080")
+        except ValueError:
             bad = os.environ["METRICS_PORT"]
             raise SystemExit(f"akri controller: METRICS_PORT={bad!r} is not a port") from None
     options = ControllerOptions(
@@ -68,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--kubeconfig", default=None,
                    help="kubeconfig file (default: KUBECONFIG, in-cluster, ~/.kube/config)")
-    p.add_argument("--metrics-port", type=_port, default=None,
+    p.add_argument("--metrics-port", type=flag_type(port_number), default=None,
                    help="port of /metrics (default: env METRICS_PORT or 8080; 0 picks a free port)")
     p.add_argument("--workers", type=int, default=8, help="concurrent reconciles (default 8)")
     p.add_argument("--no-leader-election", action="store_true",

@@ -11,12 +11,7 @@ import argparse
 import os
 import tempfile
 
-
-def _port(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
-    return port
+from akri.commands.options import flag_type, port_number
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -100,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tls-crt-file", default=None, help="PEM certificate (chain) to serve")
     p.add_argument("--tls-key-file", default=None, help="PEM private key of the certificate")
-    p.add_argument("--port", type=_port, default=8443, help="HTTPS port (default 8443)")
+    p.add_argument("--port", type=flag_type(port_number), default=8443, help="HTTPS port (default 8443)")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     g = p.add_argument_group("self-signed certificate (--self-signed)")
     g.add_argument("--self-signed", action="store_true",
