@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from e2e.procs import spawn_debug_echo_handler
+from e2e.procs import spawn_debug_echo_handler, until
 
 from akri._proto import discovery_pb2 as pb
 from akri._proto import discovery_pb2_grpc as pb_grpc
@@ -49,17 +49,6 @@ def configuration(
             "spec": {"discoveryHandler": dh},
         }
     )
-
-
-async def until(predicate, limit: float = 10.0, what: str = "condition"):
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 # --- §4.4 property resolution ----------------------------------------------------------------

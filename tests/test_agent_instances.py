@@ -10,7 +10,7 @@ from pathlib import Path
 
 import kubernetes
 import pytest
-from e2e.procs import spawn_debug_echo_handler
+from e2e.procs import spawn_debug_echo_handler, until
 
 from akri.agent.core import AgentCore, AgentSettings
 from akri.agent.node_instances import NodeInstance
@@ -56,17 +56,6 @@ class Recorder:
             if view.name == name:
                 return view
         return None
-
-
-async def until(predicate, limit: float = 10.0, what: str = "condition"):
-    deadline = asyncio.get_running_loop().time() + limit
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def instances(api: ApiServer) -> dict[str, dict]:

@@ -13,9 +13,9 @@ Two independent derivations of "what the code calls":
 from __future__ import annotations
 
 import ast
-import asyncio
 import base64
 import contextlib
+import functools
 import importlib
 import importlib.util
 import json
@@ -28,6 +28,7 @@ import pytest
 import yaml
 from aiohttp import web
 from e2e.deploy_tools import load_tool
+from e2e.procs import until as _until
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAY = ROOT / "deploy" / "overlays" / "kubernetes"
@@ -441,14 +442,8 @@ def _status(code: int, reason: str, message: str) -> web.Response:
     )
 
 
-async def until(predicate: Any, what: str, limit: float = 15.0) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not (value := predicate()):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return value
+# the API double enforcing RBAC and admission policies answers more slowly: more patience
+until = functools.partial(_until, limit=15.0)
 
 
 @contextlib.asynccontextmanager

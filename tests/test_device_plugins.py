@@ -21,6 +21,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from e2e.procs import until
 
 from akri._proto import deviceplugin_pb2 as dp
 from akri._proto import deviceplugin_pb2_grpc as dp_grpc
@@ -135,16 +136,6 @@ def is_socket(path: str) -> bool:
         return False
 
 
-async def wait_until(predicate: Callable[[], object], within: float = 10.0) -> None:
-    """For state outside the kubelet double (the store): re-check every 10 ms."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"condition not met within {within}s")
-        await asyncio.sleep(0.01)
-
-
 # --- registration and health ------------------------------------------------------------------
 
 
@@ -198,7 +189,7 @@ async def test_own_claims_wiped_from_the_instance_are_written_again(make_node: N
     await node.kubelet.wait_for_registration(RES)
     await node.kubelet.allocate(RES, [f"{INST}-1"], pod="p")
     store.put_instance(NS, INST, 2, {})
-    await wait_until(lambda: node.usage() == {f"{INST}-1": "node-a"})
+    await until(lambda: node.usage() == {f"{INST}-1": "node-a"})
     await node.kubelet.wait_for_devices(RES, {f"{INST}-0": H, f"{INST}-1": H})
 
 
@@ -215,7 +206,7 @@ async def test_capacity_change_reaches_running_plugin(make_node: NodeFactory) ->
     # shrinking past this node's slot gives it back
     store.put_instance(NS, INST, 1)
     await node.kubelet.wait_for_devices(RES, {f"{INST}-0": H})
-    await wait_until(lambda: node.usage() == {})
+    await until(lambda: node.usage() == {})
 
 
 @pytest.mark.slow
@@ -339,7 +330,7 @@ async def test_two_nodes_race_for_a_shared_instance(make_node: NodeFactory) -> N
         assert list(usage.values()).count(node.name) == handed
         assert len(node.manager.instance_plugin(INST).table.bound_tokens()) == handed
     # once both nodes have seen every claim, nothing more is offered anywhere
-    await wait_until(
+    await until(
         lambda: all(
             sum(h == H for h in n.kubelet.devices(RES).values())
             == len(n.manager.instance_plugin(INST).table.bound_tokens())
@@ -505,7 +496,7 @@ async def test_reclaimer_frees_instance_and_configuration_slots(
     node.kubelet.remove_pod("config-pod")
     await reclaimer.start()
     try:
-        await wait_until(lambda: node.usage() == {})
+        await until(lambda: node.usage() == {})
     finally:
         await reclaimer.stop()
     assert sorted(r for r, _ in reclaimer.freed) == [CFG_RES, RES]

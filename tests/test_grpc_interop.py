@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from e2e.procs import until
 
 from akri._proto import discovery_pb2 as pb
 from akri._proto import discovery_pb2_grpc as pb_grpc
@@ -28,15 +29,6 @@ pytestmark = pytest.mark.slow
 
 WAIT = 10.0  # only to avoid hanging
 TIMINGS = RequestTimings(first_list_timeout=5.0, hold_seconds=5.0, reconnect_timeout=1.0)
-
-
-async def until(predicate, what: str):
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not (value := predicate()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-    return value
 
 
 class GrpcioHandler(pb_grpc.DiscoveryHandlerServicer):

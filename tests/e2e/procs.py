@@ -13,6 +13,7 @@ Reusable by tests and by the benchmark scripts (`sys.path.insert(0, "<repo>/test
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -41,6 +42,19 @@ def wait_for(what: str, probe: Callable[[], T], timeout: float = WAIT, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
         time.sleep(interval)
+
+
+async def until(predicate: Callable[[], T], what: str = "condition", limit: float = WAIT,
+                interval: float = 0.02) -> T:
+    """`wait_for` for coroutines: await until `predicate()` is truthy and return it;
+    AssertionError naming `what` after `limit` seconds (a guard against hanging, not a timing)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not (value := predicate()):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {limit:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
+    return value
 
 
 def rss_kib(pid: int) -> int:
